@@ -1,0 +1,109 @@
+"""Audio loading for wav.scp entries: file paths (wav/flac/ogg/mp3 through soundfile), Kaldi
+pipes (`cmd |`) and ark offsets (`foo.ark:123`), cut to a segment and resampled to 16 kHz.
+
+Every failure raises AudioError naming the utterance and the entry, never a traceback from
+inside a decoder.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+from mslam.data.kaldi import Segment
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """An utterance's audio cannot be used; the message names the utterance and the entry."""
+
+
+def _read_bytes_or_path(entry: str, utt: str):
+    """Return what soundfile/kaldiio can open for a wav.scp entry."""
+    entry = entry.strip()
+    if entry.endswith("|"):
+        cmd = entry[:-1].strip()
+        proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise AudioError(f"utterance '{utt}': command '{cmd}' exited with {proc.returncode}"
+                             + (f": {err[-1]}" if err else ""))
+        if not proc.stdout:
+            raise AudioError(f"utterance '{utt}': command '{cmd}' wrote no audio")
+        return io.BytesIO(proc.stdout)
+    path = Path(entry)
+    if not path.is_file():
+        raise AudioError(f"utterance '{utt}': audio file '{entry}' not found")
+    return str(path)
+
+
+def read_audio(entry: str, utt: str = "?") -> tuple[np.ndarray, int]:
+    """Read a wav.scp entry as float32 mono samples in [-1, 1] and its sample rate.
+
+    Multi-channel audio is averaged to mono (as ESPnet does for single-channel models).
+    """
+    is_ark = ".ark:" in entry and not entry.rstrip().endswith("|")
+    if is_ark:
+        import kaldiio
+        try:
+            rate, samples = kaldiio.load_mat(entry.strip())
+        except Exception as e:  # kaldiio raises a variety of types for a bad offset
+            raise AudioError(f"utterance '{utt}': cannot read '{entry}': {e}") from None
+        samples = np.asarray(samples)
+        if samples.dtype == np.int16:
+            samples = samples.astype(np.float32) / 32768.0
+    else:
+        source = _read_bytes_or_path(entry, utt)
+        try:
+            samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+        except Exception as e:  # soundfile.LibsndfileError and RuntimeError for truncated streams
+            raise AudioError(f"utterance '{utt}': cannot decode '{entry}': {e}") from None
+        samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        raise AudioError(f"utterance '{utt}': '{entry}' holds no samples (empty audio)")
+    if not np.isfinite(samples).all():
+        bad = int((~np.isfinite(samples)).sum())
+        raise AudioError(f"utterance '{utt}': '{entry}' has {bad} NaN/inf sample(s)")
+    return samples, int(rate)
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
+    # The filter kernel is computed once per rate pair, not once per utterance.
+    return torchaudio.transforms.Resample(orig_rate, new_rate)
+
+
+def resample(samples: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    if orig_rate == new_rate:
+        return samples
+    with torch.no_grad():
+        return _resampler(orig_rate, new_rate)(samples)
+
+
+def load_audio(entry: str, *, utt: str = "?", segment: Segment | None = None,
+               sample_rate: int = SAMPLE_RATE, allow_resample: bool = True) -> torch.Tensor:
+    """Load a wav.scp entry as a 1-D float32 tensor at `sample_rate` (cut to `segment` first)."""
+    samples, rate = read_audio(entry, utt)
+    if segment is not None:
+        start, end = int(round(segment.start * rate)), int(round(segment.end * rate))
+        if start >= samples.size:
+            raise AudioError(f"utterance '{utt}': segment starts at {segment.start:.2f} s but "
+                             f"'{entry}' lasts {samples.size / rate:.2f} s")
+        samples = samples[start:end]
+    wave = torch.from_numpy(samples)
+    if rate != sample_rate:
+        if not allow_resample:
+            raise AudioError(f"utterance '{utt}': '{entry}' is at {rate} Hz; expected {sample_rate} Hz "
+                             "(allow resampling or convert the corpus)")
+        wave = resample(wave, rate, sample_rate)
+        if segment is not None:  # cut at the source rate; make the length exact at the target rate
+            wave = wave[:int(round((segment.end - segment.start) * sample_rate))]
+    return wave

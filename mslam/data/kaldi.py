@@ -1,0 +1,391 @@
+"""Kaldi data directories: read, write, validate, fix, subset and combine.
+
+A data dir holds one utterance per line in each of its tables, sorted by id (C locale):
+
+    wav.scp           <rec-id> <path> | <command ... |> | <ark:offset>
+    segments          <utt-id> <rec-id> <start-s> <end-s>      (optional)
+    text              <utt-id> <transcript>
+    text.<lang>       <utt-id> <translation into <lang>>       (e.g. text.en for X->En)
+    utt2spk           <utt-id> <speaker>
+    spk2utt           <speaker> <utt-id> ...                   (derived from utt2spk)
+    utt2lang          <utt-id> <language code>
+    utt2intent        <utt-id> <intent label>
+    utt2num_samples   <utt-id> <samples>
+    utt2dur           <utt-id> <seconds>
+    feats.scp         <utt-id> <ark:offset>                    (after feature extraction)
+
+Every error names the file and line, and what was expected. Writers go through a temporary
+file and a rename, so a killed writer never leaves a half-written table.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+# Tables keyed by utterance id, besides wav.scp (keyed by recording id when segments exists).
+UTT_TABLES = ("text", "utt2spk", "utt2lang", "utt2intent", "utt2num_samples", "utt2dur", "feats.scp",
+              "utt2num_frames")
+NUMERIC_TABLES = {"utt2num_samples": int, "utt2num_frames": int, "utt2dur": float}
+
+
+class DataDirError(ValueError):
+    """A data dir is malformed; the message names the file, the line and what was expected."""
+
+
+def kaldi_sort_key(key: str) -> bytes:
+    # Kaldi sorts with LC_ALL=C: byte order of the UTF-8 encoding.
+    return key.encode("utf-8")
+
+
+def read_table(path: str | os.PathLike, *, check_sorted: bool = True,
+               allow_empty_value: bool = False) -> dict[str, str]:
+    """Read '<key> <value>' lines into an insertion-ordered dict.
+
+    Raises DataDirError for non-UTF-8 bytes, a line without a value, a duplicate key or
+    (with check_sorted) keys out of C-locale order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: file not found")
+    table: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    previous = None
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise DataDirError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1});"
+                    " re-encode the file as UTF-8") from None
+            if not line.strip():
+                raise DataDirError(f"{path}:{lineno}: empty line; expected '<id> <value>'")
+            key, _, value = line.strip().partition(" ")
+            value = value.strip()
+            if not value and not allow_empty_value:
+                raise DataDirError(f"{path}:{lineno}: id '{key}' has no value; expected '<id> <value>'")
+            if key in table:
+                raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {first_line[key]})")
+            if check_sorted and previous is not None and kaldi_sort_key(key) < kaldi_sort_key(previous):
+                raise DataDirError(
+                    f"{path}:{lineno}: id '{key}' is out of order after '{previous}'; Kaldi tables are sorted "
+                    "in the C locale (fix with: python -m mslam.bin.data_dir fix DIR)")
+            table[key] = value
+            first_line[key] = lineno
+            previous = key
+    return table
+
+
+def write_table(path: str | os.PathLike, table: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
+    """Write '<key> <value>' lines sorted by key, atomically (temp file + rename)."""
+    items = table.items() if isinstance(table, Mapping) else table
+    rows = sorted(((str(k), str(v)) for k, v in items), key=lambda kv: kaldi_sort_key(kv[0]))
+    for key, _ in rows:
+        if not key or any(c.isspace() for c in key):
+            raise DataDirError(f"{path}: id {key!r} is empty or contains whitespace")
+    atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in rows))
+
+
+def atomic_write_text(path: str | os.PathLike, content: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class Segment:
+    recording: str
+    start: float
+    end: float
+
+
+@dataclass
+class Utterance:
+    """One utterance of a data dir, with everything the tables say about it."""
+    id: str
+    wav: str | None = None            # the wav.scp entry of its recording
+    segment: Segment | None = None    # None: the whole recording
+    text: str | None = None
+    speaker: str | None = None
+    lang: str | None = None
+    intent: str | None = None
+    translations: dict[str, str] | None = None
+    num_samples: int | None = None
+    feats: str | None = None
+
+
+class DataDir:
+    """A Kaldi data dir: the tables that exist, loaded and checked on construction.
+
+    `DataDir(path)` raises DataDirError for any malformed table; `validate()` then checks that
+    the tables agree with each other. Use `fix_data_dir` to repair ordering and mismatches.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, check_sorted: bool = True):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataDirError(f"{self.path}: not a directory")
+        self.tables: dict[str, dict[str, str]] = {}
+        for name in self.table_names():
+            # Transcripts and translations may legitimately be empty (silence); nothing else may.
+            allow_empty = name == "text" or name.startswith("text.")
+            self.tables[name] = read_table(self.path / name, check_sorted=check_sorted,
+                                           allow_empty_value=allow_empty)
+        if "wav.scp" not in self.tables and "feats.scp" not in self.tables and "text" not in self.tables:
+            raise DataDirError(f"{self.path}: no wav.scp, feats.scp or text; not a data dir")
+        self.segments = self._parse_segments() if "segments" in self.tables else None
+        for name, kind in NUMERIC_TABLES.items():
+            if name in self.tables:
+                self._check_numeric(name, kind)
+
+    def table_names(self) -> list[str]:
+        names = [n for n in ("wav.scp", "segments", *UTT_TABLES) if (self.path / n).is_file()]
+        names += sorted(p.name for p in self.path.glob("text.*") if p.is_file() and not p.name.endswith(".tmp"))
+        return names
+
+    def _check_numeric(self, name: str, kind: type) -> None:
+        for lineno, (utt, value) in enumerate(self.tables[name].items(), 1):
+            try:
+                ok = kind(value) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise DataDirError(f"{self.path / name}:{lineno}: '{utt}' has value '{value}'; "
+                                   f"expected a positive {kind.__name__}")
+
+    def _parse_segments(self) -> dict[str, Segment]:
+        segments = {}
+        for lineno, (utt, value) in enumerate(self.tables["segments"].items(), 1):
+            fields = value.split()
+            where = f"{self.path / 'segments'}:{lineno}"
+            if len(fields) != 3:
+                raise DataDirError(f"{where}: expected '<utt-id> <rec-id> <start> <end>', got '{utt} {value}'")
+            try:
+                start, end = float(fields[1]), float(fields[2])
+            except ValueError:
+                raise DataDirError(f"{where}: start/end of '{utt}' are not numbers: {fields[1:]}") from None
+            if not 0 <= start < end:
+                raise DataDirError(f"{where}: segment '{utt}' has start {start} and end {end}; expected 0 <= start < end")
+            segments[utt] = Segment(fields[0], start, end)
+        return segments
+
+    @property
+    def utt_ids(self) -> list[str]:
+        """Every utterance id any per-utterance table names, in table order."""
+        names = [n for n in self.tables if n != "wav.scp"] or ["wav.scp"]
+        ids = set().union(*(self.tables[n].keys() for n in names))
+        return sorted(ids, key=kaldi_sort_key)
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+    def translation_langs(self) -> list[str]:
+        return [n.split(".", 1)[1] for n in self.tables if n.startswith("text.")]
+
+    def utterance(self, utt: str) -> Utterance:
+        t = self.tables
+        segment = self.segments.get(utt) if self.segments else None
+        rec = segment.recording if segment else utt
+        translations = {lang: t[f"text.{lang}"][utt] for lang in self.translation_langs() if utt in t[f"text.{lang}"]}
+        samples = t.get("utt2num_samples", {}).get(utt)
+        return Utterance(
+            id=utt, wav=t.get("wav.scp", {}).get(rec), segment=segment, text=t.get("text", {}).get(utt),
+            speaker=t.get("utt2spk", {}).get(utt), lang=t.get("utt2lang", {}).get(utt),
+            intent=t.get("utt2intent", {}).get(utt), translations=translations or None,
+            num_samples=int(samples) if samples is not None else None, feats=t.get("feats.scp", {}).get(utt))
+
+    def __iter__(self):
+        return (self.utterance(u) for u in self.utt_ids)
+
+    def problems(self) -> list[str]:
+        """Cross-table inconsistencies, one readable line each (empty list: the dir is valid)."""
+        found = []
+        utts = set(self.utt_ids)
+        for name, table in self.tables.items():
+            if name in ("wav.scp", "segments"):
+                continue
+            missing = utts - table.keys()
+            if missing:
+                found.append(f"{self.path / name}: {len(missing)} utterance(s) that other tables have are "
+                             f"missing, e.g. '{min(missing)}'")
+        if "wav.scp" in self.tables:
+            recs = self.tables["wav.scp"].keys()
+            if self.segments is not None:
+                orphans = {u for u, s in self.segments.items() if s.recording not in recs}
+                if orphans:
+                    u = min(orphans)
+                    found.append(f"{self.path / 'segments'}: {len(orphans)} segment(s) name a recording missing from "
+                                 f"wav.scp, e.g. '{u}' -> '{self.segments[u].recording}'")
+            else:
+                missing = utts - recs
+                if missing:
+                    found.append(f"{self.path / 'wav.scp'}: {len(missing)} utterance(s) that other tables have are "
+                                 f"missing, e.g. '{min(missing)}'")
+        spk2utt = self.path / "spk2utt"
+        if "utt2spk" in self.tables and spk2utt.is_file():
+            if read_table(spk2utt, check_sorted=False) != utt2spk_to_spk2utt_table(self.tables["utt2spk"]):
+                found.append(f"{spk2utt}: does not match utt2spk (regenerate it: python -m mslam.bin.data_dir fix)")
+        return found
+
+    def validate(self) -> "DataDir":
+        found = self.problems()
+        if found:
+            raise DataDirError("invalid data dir " + str(self.path) + ":\n  " + "\n  ".join(found))
+        return self
+
+
+def utt2spk_to_spk2utt_table(utt2spk: Mapping[str, str]) -> dict[str, str]:
+    spk2utt: dict[str, list[str]] = {}
+    for utt, spk in utt2spk.items():
+        spk2utt.setdefault(spk, []).append(utt)
+    return {spk: " ".join(sorted(utts, key=kaldi_sort_key)) for spk, utts in
+            sorted(spk2utt.items(), key=lambda kv: kaldi_sort_key(kv[0]))}
+
+
+def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance]) -> None:
+    """Write utterances as a data dir (sorted, spk2utt derived). Only non-empty fields get a table."""
+    utterances = list(utterances)
+    counts = Counter(u.id for u in utterances)
+    dups = [u for u, n in counts.items() if n > 1]
+    if dups:
+        raise DataDirError(f"{path}: duplicate utterance id(s), e.g. '{dups[0]}'")
+    tables: dict[str, dict[str, str]] = {}
+
+    def put(name: str, key: str, value) -> None:
+        if value is not None:
+            tables.setdefault(name, {})[key] = str(value)
+
+    for u in utterances:
+        if u.segment is not None:
+            put("segments", u.id, f"{u.segment.recording} {u.segment.start:.3f} {u.segment.end:.3f}")
+            put("wav.scp", u.segment.recording, u.wav)
+        else:
+            put("wav.scp", u.id, u.wav)
+        put("text", u.id, u.text)
+        put("utt2spk", u.id, u.speaker)
+        put("utt2lang", u.id, u.lang)
+        put("utt2intent", u.id, u.intent)
+        put("utt2num_samples", u.id, u.num_samples)
+        put("feats.scp", u.id, u.feats)
+        for lang, text in (u.translations or {}).items():
+            put(f"text.{lang}", u.id, text)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_table(path / name, table)
+    if "utt2spk" in tables:
+        write_table(path / "spk2utt", utt2spk_to_spk2utt_table(tables["utt2spk"]))
+
+
+def fix_data_dir(path: str | os.PathLike) -> dict[str, int]:
+    """Sort every table, keep only utterances present in all of them, regenerate spk2utt.
+
+    Returns {"kept": n, "dropped": m}. Duplicate ids and malformed lines are not guessed
+    at: they still raise, because which line is right cannot be known.
+    """
+    d = DataDir(path, check_sorted=False)
+    utts = set(d.utt_ids)
+    for name, table in d.tables.items():
+        if name not in ("wav.scp", "spk2utt"):
+            utts &= table.keys()
+    if d.segments is not None and "wav.scp" in d.tables:
+        utts = {u for u in utts if d.segments[u].recording in d.tables["wav.scp"]}
+    elif "wav.scp" in d.tables:
+        utts &= d.tables["wav.scp"].keys()
+    before = len(d.utt_ids)
+    _write_selection(d, d.path, utts)
+    return {"kept": len(utts), "dropped": before - len(utts)}
+
+
+def _write_selection(d: DataDir, out: Path, utts: set[str]) -> None:
+    """Write the tables of `d` restricted to `utts` (and the recordings they use) into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    recs = {d.segments[u].recording for u in utts} if d.segments is not None else utts
+    for name, table in d.tables.items():
+        keep = recs if name == "wav.scp" else utts
+        write_table(out / name, {k: v for k, v in table.items() if k in keep})
+    if "utt2spk" in d.tables:
+        write_table(out / "spk2utt", utt2spk_to_spk2utt_table({u: s for u, s in d.tables["utt2spk"].items() if u in utts}))
+
+
+def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: int | None = None,
+                    random_n: int | None = None, utt_list: Iterable[str] | None = None,
+                    per_lang: int | None = None, langs: Iterable[str] | None = None, seed: int = 0) -> int:
+    """Copy a subset of a data dir: the first N, N at random, a list of ids, or N per language
+    (optionally only some languages). Returns the number of utterances written."""
+    d = DataDir(src).validate()
+    ids = d.utt_ids
+    if langs is not None or per_lang is not None:
+        if "utt2lang" not in d.tables:
+            raise DataDirError(f"{d.path}: per-language subset needs utt2lang")
+        wanted = set(langs) if langs is not None else None
+        by_lang: dict[str, list[str]] = {}
+        for u in ids:
+            lang = d.tables["utt2lang"][u]
+            if wanted is None or lang in wanted:
+                by_lang.setdefault(lang, []).append(u)
+        ids = [u for lang in sorted(by_lang) for u in by_lang[lang][:per_lang]]
+    if utt_list is not None:
+        wanted_ids = set(utt_list)
+        unknown = wanted_ids - set(d.utt_ids)
+        if unknown:
+            raise DataDirError(f"{d.path}: {len(unknown)} requested id(s) not in the data dir, e.g. '{min(unknown)}'")
+        ids = [u for u in ids if u in wanted_ids]
+    if first is not None:
+        ids = ids[:first]
+    if random_n is not None:
+        ids = random.Random(seed).sample(ids, min(random_n, len(ids)))
+    _write_selection(d, Path(dst), set(ids))
+    return len(ids)
+
+
+def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike]) -> int:
+    """Concatenate data dirs into one. Ids must be unique across the inputs; tables that exist in
+    only some inputs are an error (it would silently drop utterances)."""
+    dirs = [DataDir(s).validate() for s in srcs]
+    if not dirs:
+        raise DataDirError("combine: no source data dirs given")
+    names = set(dirs[0].tables)
+    for d in dirs[1:]:
+        if set(d.tables) != names:
+            raise DataDirError(f"combine: {d.path} has tables {sorted(set(d.tables))}, but {dirs[0].path} has "
+                               f"{sorted(names)}; subset or fix them first")
+    merged: dict[str, dict[str, str]] = {n: {} for n in names}
+    for d in dirs:
+        for name, table in d.tables.items():
+            clash = merged[name].keys() & table.keys()
+            if clash and name != "wav.scp":
+                raise DataDirError(f"combine: id '{min(clash)}' of {d.path / name} is also in an earlier input")
+            merged[name].update(table)
+    out = Path(dst)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name, table in merged.items():
+        write_table(out / name, table)
+    if "utt2spk" in merged:
+        write_table(out / "spk2utt", utt2spk_to_spk2utt_table(merged["utt2spk"]))
+    return len(DataDir(out).utt_ids)
+
+
+def filter_utterances(src: str | os.PathLike, dst: str | os.PathLike, keep: Callable[[Utterance], bool]) -> int:
+    d = DataDir(src).validate()
+    ids = {u.id for u in d if keep(u)}
+    _write_selection(d, Path(dst), ids)
+    return len(ids)
