@@ -1,6 +1,6 @@
 # Stage bookkeeping shared by every recipe (sourced by run.sh after parse_options.sh).
 #
-#   . stages.sh "$@"                      # once, with the recipe's original arguments
+#   . "$MAIN_ROOT/tools/stages.sh"        # once, after parse_options.sh
 #   if stage_begin 3 "extract features"; then
 #       ...commands...
 #       stage_end 3
@@ -11,11 +11,8 @@
 # --stage on is redone (its inputs may have changed). A stage that fails leaves no marker, so a
 # killed or failed run redoes exactly the unfinished stage.
 stage_dir=${stage_dir:-exp/.stages}
-stage_forced=false
-for _arg in "$@"; do
-    case "$_arg" in --stage|--stage=*) stage_forced=true ;; esac
-done
-unset _arg
+# parse_options.sh lists the options given on the command line in $options_given.
+case " ${options_given:-} " in *" stage "*) stage_forced=true ;; *) stage_forced=false ;; esac
 stage_t0=$(date +%s)
 
 stage_begin() {

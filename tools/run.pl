@@ -1,0 +1,233 @@
+#!/usr/bin/env perl
+# run.pl: run a command, or an array of jobs, in parallel on the local machine.
+# Kaldi/ESPnet-compatible job launcher (same interface as slurm.pl).
+#
+#   run.pl [options] JOB=1:N <log-file> <command> [args...]
+#   run.pl [options] <log-file> <command> [args...]
+#
+# In the array form, job i (1..N) runs the command with every "JOB" in the
+# log-file name and in the command replaced by i. Each log file holds:
+#   # <command>
+#   # Started at <date>
+#   #
+#   <stdout and stderr of the command>
+#   # Accounting: time=<seconds> threads=<n>
+#   # Ended (code <rc>) at <date>, elapsed time <seconds> seconds
+# Exit status: 0 if every job succeeded, else 1 with a message on stderr.
+# Run `run.pl --help` for the options.
+
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use POSIX qw(strftime setpgid :sys_wait_h);
+
+my $me = 'run.pl';
+
+sub usage_text {
+    return <<"END";
+Usage: $me [options] [JOB=1:N] <log-file> <command> [args...]
+
+Runs <command> through bash on this machine, with its stdout and stderr going
+to <log-file> (its directory is created). With JOB=1:N, runs N jobs in
+parallel; in job i every "JOB" in <log-file> and in the command is replaced by
+i (any variable name works, e.g. N=1:4 replaces "N"; JOB=3 runs job 3 only).
+
+The words of the command are joined with spaces; a word containing blanks is
+quoted. So shell syntax must come as separate words, e.g.
+    $me JOB=1:4 log/x.JOB.log prog data.JOB \\| sort \\> out.JOB
+A command given as one single argument is passed to bash unchanged:
+    $me log/x.log "prog data | sort > out"
+The commands read from /dev/null.
+
+Options (also accepted as --name=value; '_' may be used for '-'):
+  --max-jobs-run K   run at most K jobs at a time (default: number of CPUs)
+  --num-threads T    threads each job uses; only recorded in the log here
+  --mem M            memory per job (e.g. 4G); ignored by $me
+  --gpu G            GPUs per job; ignored by $me (no devices are assigned)
+  --time T           time limit (Slurm syntax); ignored by $me
+  --partition P      queue/partition; ignored by $me
+  --config FILE      cluster configuration; ignored by $me
+  -h, --help         print this help and exit
+
+Exit status: 0 if all jobs succeed; otherwise 1, and
+  "$me: K / N failed, log is in <log-file with JOB replaced by *>" on stderr.
+END
+}
+
+sub usage_error {
+    my ($msg) = @_;
+    print STDERR "$me: $msg\n" if defined $msg;
+    print STDERR "Usage: $me [options] [JOB=1:N] <log-file> <command> [args...]  (see $me --help)\n";
+    exit 1;
+}
+
+sub now { return strftime('%a %b %e %H:%M:%S %Z %Y', localtime) }
+
+# ---- options ---------------------------------------------------------------
+
+my %takes_value = map { $_ => 1 }
+    qw(max-jobs-run num-threads mem gpu time partition config);
+my %opt = ('num-threads' => 1, 'gpu' => 0);
+
+while (@ARGV && $ARGV[0] =~ /^-/) {
+    my $arg = shift @ARGV;
+    if ($arg eq '-h' || $arg eq '--help') { print usage_text(); exit 0; }
+    my ($name, $value);
+    if ($arg =~ /^--([^=]+)=(.*)$/s) {
+        ($name, $value) = ($1, $2);
+    } elsif ($arg =~ /^--(.+)$/s) {
+        $name = $1;
+    } elsif ($arg eq '-tc') {    # old Kaldi spelling of --max-jobs-run
+        $name = 'max-jobs-run';
+    } elsif ($arg eq '-p') {
+        $name = 'partition';
+    } else {
+        usage_error("unknown option '$arg'");
+    }
+    $name =~ tr/_/-/;
+    if (!defined $value) {
+        usage_error("option $arg needs a value") unless @ARGV;
+        $value = shift @ARGV;
+    }
+    if (!$takes_value{$name}) {
+        print STDERR "$me: warning: ignoring unknown option --$name $value\n";
+        next;
+    }
+    $opt{$name} = $value;
+}
+for my $name ('max-jobs-run', 'num-threads') {
+    usage_error("--$name must be a positive integer, got '$opt{$name}'")
+        if defined $opt{$name} && $opt{$name} !~ /^[1-9]\d*$/;
+}
+usage_error("--gpu must be a non-negative integer, got '$opt{gpu}'")
+    if $opt{gpu} !~ /^\d+$/;
+
+# ---- job range, log file, command ------------------------------------------
+
+my ($jobvar, $first, $last, $is_array) = (undef, 1, 1, 0);
+if (@ARGV && $ARGV[0] =~ /^([A-Za-z_]\w*)=(\d+):(\d+)$/) {
+    ($jobvar, $first, $last, $is_array) = ($1, $2, $3, 1);
+    shift @ARGV;
+    usage_error("bad job range $jobvar=$first:$last (end before start)") if $last < $first;
+} elsif (@ARGV && $ARGV[0] =~ /^([A-Za-z_]\w*)=(\d+)$/) {
+    ($jobvar, $first, $last, $is_array) = ($1, $2, $2, 1);
+    shift @ARGV;
+}
+usage_error('missing <log-file> and <command>') if @ARGV < 2;
+my $logfile = shift @ARGV;
+if ($is_array && $last > $first && index($logfile, $jobvar) < 0) {
+    usage_error("running jobs $jobvar=$first:$last into a single log file '$logfile' "
+        . "(put $jobvar in the log-file name)");
+}
+
+# Join the words as Kaldi does: words without blanks as they are, others quoted.
+sub join_command {
+    my @words = @_;
+    return $words[0] if @words == 1;
+    my @out;
+    for my $w (@words) {
+        if ($w =~ /^\S+$/) { push @out, $w; }
+        elsif ($w !~ /"/) { push @out, "\"$w\""; }
+        else { (my $q = $w) =~ s/'/'\\''/g; push @out, "'$q'"; }
+    }
+    return join(' ', @out);
+}
+my $cmd = join_command(@ARGV);
+
+sub for_job {
+    my ($text, $id) = @_;
+    $text =~ s/\Q$jobvar\E/$id/g if defined $jobvar;
+    return $text;
+}
+
+sub num_cpus {
+    my $n = 0;
+    if (open(my $fh, '<', '/proc/cpuinfo')) {
+        while (<$fh>) { $n++ if /^processor\s*:/; }
+        close $fh;
+    }
+    if (!$n) { my $o = `nproc 2>/dev/null`; $n = $1 if defined $o && $o =~ /^(\d+)/; }
+    return $n || 32;
+}
+my $max_jobs = $opt{'max-jobs-run'} // num_cpus();
+
+# ---- running ---------------------------------------------------------------
+
+# Child: run job $id with its output into its log file; exits with the job's code.
+sub run_job {
+    my ($id) = @_;
+    setpgid(0, 0);
+    my $log = for_job($logfile, $id);
+    my $jcmd = for_job($cmd, $id);
+    my $dir = dirname($log);
+    eval { make_path($dir) unless -d $dir; 1 }
+        or do { print STDERR "$me: cannot create log directory $dir: $@"; POSIX::_exit(1); };
+    open(my $lf, '>', $log) or do { print STDERR "$me: cannot write log file $log: $!\n"; POSIX::_exit(1); };
+    print $lf "# $jcmd\n# Started at " . now() . "\n#\n";
+    $lf->flush;
+    my $start = time;
+    open(STDIN, '<', '/dev/null');
+    open(STDOUT, '>&', $lf) or POSIX::_exit(1);
+    open(STDERR, '>&', $lf) or POSIX::_exit(1);
+    my $status = system('bash', '-c', $jcmd);
+    my $elapsed = time - $start;
+    my ($code, $desc);
+    if ($status == -1) { $code = 127; $desc = "code 127; cannot run bash: $!"; }
+    elsif ($status & 127) { my $sig = $status & 127; $code = 128 + $sig; $desc = "code $code; signal $sig"; }
+    else { $code = $status >> 8; $desc = "code $code"; }
+    print $lf "# Accounting: time=$elapsed threads=$opt{'num-threads'}\n";
+    print $lf "# Ended ($desc) at " . now() . ", elapsed time $elapsed seconds\n";
+    close $lf;
+    POSIX::_exit($code > 255 ? 255 : $code);
+}
+
+my %running;    # pid => job id
+my $failed = 0;
+
+# Stop the jobs (their whole process groups) if we are interrupted.
+sub stop_all {
+    my ($sig) = @_;
+    for my $pid (keys %running) { kill('TERM', -$pid) or kill('TERM', $pid); }
+    1 while waitpid(-1, 0) > 0;
+    print STDERR "$me: interrupted (SIG$sig), stopped the running jobs\n";
+    exit 1;
+}
+$SIG{$_} = \&stop_all for qw(INT TERM HUP);
+
+sub reap_one {
+    my $pid = waitpid(-1, 0);
+    return if $pid <= 0 || !exists $running{$pid};
+    delete $running{$pid};
+    $failed++ if $? != 0;
+}
+
+STDOUT->flush; STDERR->flush;
+for my $id ($first .. $last) {
+    reap_one() while keys(%running) >= $max_jobs;
+    my $pid = fork();
+    if (!defined $pid) {
+        print STDERR "$me: fork failed: $!\n";
+        $failed++;
+        next;
+    }
+    if ($pid == 0) {
+        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP);
+        run_job($id);
+    }
+    setpgid($pid, $pid);
+    $running{$pid} = $id;
+}
+reap_one() while keys %running;
+
+if ($failed) {
+    my $njobs = $last - $first + 1;
+    if ($is_array) {
+        (my $pattern = $logfile) =~ s/\Q$jobvar\E/*/g;
+        print STDERR "$me: $failed / $njobs failed, log is in $pattern\n";
+    } else {
+        print STDERR "$me: job failed, log is in $logfile\n";
+    }
+    exit 1;
+}
+exit 0;
