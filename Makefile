@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 TORCH_VERSION := 2.11.0
+PIP_VERSION := 25.0.1
 VENV := tools/venv
 STAMP := $(VENV)/.installed
 PY := $(VENV)/bin/python
@@ -18,7 +19,8 @@ $(STAMP): setup.py Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "make install: $(PYTHON) not found (mslam needs Python 3.11; set PYTHON=...)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@printf 'torch==%s\ntorchaudio==%s\n' $(TORCH_VERSION) $(TORCH_VERSION) > $(VENV)/constraints.txt
-	$(PY) -m pip install -q --upgrade pip
+	# pip is pinned: pip >= 26 refuses espnet's dependency tree (ci_sdr declares a git URL in an extra).
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION)
 	# espnet is installed with torch held at $(TORCH_VERSION), so its requirements cannot move it.
 	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e '.[test,espnet]'
