@@ -1,0 +1,230 @@
+"""mSLAM pre-training: the joint encoder with its w2v-BERT, span-MLM, TLM and CTC objectives.
+
+Variants: `w2v-bert` (speech only), `mslam-tlm` (+ text span MLM + TLM), `mslam-ctc` (+ CTC on the
+paired speech in a separate pass without the transcript).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Literal, Optional
+
+import torch
+from torch import nn
+
+from mslam.losses import (contrastive_loss, ctc_loss, diversity_loss, gather_steps, masked_cross_entropy,
+                          sample_distractors)
+from mslam.model.conformer import lengths_to_valid
+from mslam.model.encoder import JointEncoder, ModelConfig
+from mslam.model.masking import SpeechMaskConfig, SpeechSpanMasker, TextMaskConfig, TextSpanMasker
+from mslam.model.quantizer import GumbelVectorQuantizer, QuantizerConfig
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class ContrastiveConfig:
+    distractors: int = 100       # K (wav2vec 2.0; unknown for w2v-BERT/mSLAM)
+    temperature: float = 0.1     # kappa (wav2vec 2.0; unknown for w2v-BERT/mSLAM)
+
+
+@dataclass
+class TLMConfig:
+    text_mask: TextMaskConfig = field(default_factory=lambda: TextMaskConfig(ratio=0.5))
+    speech_mask: SpeechMaskConfig = field(default_factory=SpeechMaskConfig)
+
+
+@dataclass
+class LossWeights:
+    """total = speech * (w2v_contrastive*Lc + w2v_diversity*Ld + w2v_mlm*Lm) + text * text_mlm
+               + paired * (tlm_text + tlm_speech + ctc terms, each with its weight)."""
+    speech: float = 1.0
+    text: float = 1.0
+    paired: float = 1.0
+    w2v_contrastive: float = 1.0
+    w2v_diversity: float = 0.1
+    w2v_mlm: float = 1.0
+    text_mlm: float = 1.0
+    tlm_text: float = 1.0
+    tlm_speech: float = 1.0
+    ctc: float = 1.0
+
+    def term_weights(self) -> dict[str, float]:
+        group = {"w2v_contrastive": self.speech, "w2v_diversity": self.speech, "w2v_mlm": self.speech,
+                 "text_mlm": self.text, "tlm_text": self.paired, "tlm_speech": self.paired, "ctc": self.paired}
+        return {name: g * getattr(self, name) for name, g in group.items()}
+
+
+@dataclass
+class ObjectiveConfig:
+    variant: Literal["w2v-bert", "mslam-tlm", "mslam-ctc"] = "mslam-ctc"
+    speech_mask: SpeechMaskConfig = field(default_factory=SpeechMaskConfig)
+    text_mask: TextMaskConfig = field(default_factory=TextMaskConfig)
+    tlm: TLMConfig = field(default_factory=TLMConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+# ----------------------------------------------------------------------------- batch
+def _to(x, device):
+    return None if x is None else x.to(device, non_blocking=True)
+
+
+@dataclass
+class SpeechPart:
+    feats: torch.Tensor          # float [B, T, 80]
+    feat_lens: torch.Tensor      # long [B]
+
+
+@dataclass
+class TextPart:
+    tokens: torch.Tensor         # long [B, L] (padded with pad_id)
+    token_lens: torch.Tensor     # long [B]
+
+
+@dataclass
+class PairedPart:
+    feats: torch.Tensor
+    feat_lens: torch.Tensor
+    tokens: torch.Tensor         # the transcript's character ids (no <s>/</s>: CTC targets)
+    token_lens: torch.Tensor
+
+
+@dataclass
+class PretrainBatch:
+    """One pre-training step's data; any part may be missing."""
+    speech: Optional[SpeechPart] = None
+    text: Optional[TextPart] = None
+    paired: Optional[PairedPart] = None
+
+    def to(self, device) -> "PretrainBatch":
+        def move(part):
+            if part is None:
+                return None
+            return type(part)(**{f.name: _to(getattr(part, f.name), device) for f in fields(part)})
+        return PretrainBatch(move(self.speech), move(self.text), move(self.paired))
+
+
+# ----------------------------------------------------------------------------- model
+class PretrainModel(nn.Module):
+    def __init__(self, model_cfg: ModelConfig, objective: ObjectiveConfig):
+        super().__init__()
+        self.model_cfg, self.objective = model_cfg, objective
+        variant = objective.variant
+        self.uses_text = variant in ("mslam-tlm", "mslam-ctc")
+        self.uses_ctc = variant == "mslam-ctc"
+        d = model_cfg.encoder.d_model
+        q = objective.quantizer
+        self.encoder = JointEncoder(model_cfg, with_text=self.uses_text)
+        self.quantizer = GumbelVectorQuantizer(d, q.groups, q.codes, q.code_dim or d)
+        self.speech_masker = SpeechSpanMasker(objective.speech_mask, d)
+        self.contrastive_proj = nn.Linear(d, q.code_dim or d)
+        self.speech_mlm_head = nn.Linear(d, q.groups * q.codes)  # also TLM's speech head
+        self.text_mlm_head = nn.Linear(d, model_cfg.vocab_size) if self.uses_text else None  # also TLM's
+        self.ctc_head = nn.Linear(d, model_cfg.vocab_size) if self.uses_ctc else None
+        if self.uses_text:
+            self.tlm_speech_masker = SpeechSpanMasker(objective.tlm.speech_mask, d,
+                                                      embedding=self.speech_masker.embedding)
+            low, high = model_cfg.num_special, model_cfg.vocab_size
+            self.text_masker = TextSpanMasker(objective.text_mask, model_cfg.mask_id, low, high)
+            self.tlm_text_masker = TextSpanMasker(objective.tlm.text_mask, model_cfg.mask_id, low, high)
+        self.weights = objective.weights.term_weights()
+
+    def forward(self, batch: PretrainBatch, step: int = 0) -> dict[str, torch.Tensor]:
+        """Named losses, the weighted total `loss`, and detached statistics."""
+        out: dict[str, torch.Tensor] = {}
+        if batch.speech is not None:
+            out.update(self.speech_losses(batch.speech, step))
+        if batch.text is not None and self.uses_text:
+            out.update(self.text_losses(batch.text))
+        if batch.paired is not None and self.uses_text:
+            out.update(self.paired_losses(batch.paired))
+        terms = [self.weights[k] * v for k, v in out.items() if k in self.weights]
+        if not terms:
+            raise ValueError(f"the batch has no part that variant {self.objective.variant!r} trains on")
+        out["loss"] = torch.stack(terms).sum()
+        return out
+
+    # --- unlabeled speech: w2v-BERT
+    def speech_losses(self, part: SpeechPart, step: int) -> dict[str, torch.Tensor]:
+        enc, quant, obj = self.encoder, self.quantizer, self.objective
+        x, lens = enc.speech_features(part.feats, part.feat_lens)
+        valid = lengths_to_valid(lens, x.shape[1])
+        mask = self.speech_masker.sample(lens, x.shape[1])
+        q_logits = quant.logits(x)  # unmasked features
+        ids = quant.ids(q_logits)  # [B, T, G]
+        div, ppl = diversity_loss(q_logits, valid)
+        hidden = enc.speech_stack(self.speech_masker.replace(x, mask), lens)
+        top = enc.shared(hidden, lens)
+
+        temp = obj.quantizer.temperature(step)
+        dist = sample_distractors(mask, obj.contrastive.distractors)
+        context = self.contrastive_proj(gather_steps(hidden, dist.positions))
+        targets = quant.quantize(gather_steps(q_logits, dist.positions), temp)
+        con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature,
+                                        gather_steps(ids, dist.positions))
+        mlm, mlm_acc = self._code_prediction(top, mask, ids)
+        return {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
+                "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc, "code_perplexity": ppl,
+                "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
+                "gumbel_temp": torch.tensor(temp)}
+
+    def _code_prediction(self, top, mask, ids):
+        logits = self.speech_mlm_head(top[mask])  # [N, G*V]
+        v = self.objective.quantizer.codes
+        return masked_cross_entropy(logits.reshape(-1, v), ids[mask].reshape(-1))
+
+    # --- unlabeled text: span MLM on characters
+    def text_losses(self, part: TextPart) -> dict[str, torch.Tensor]:
+        tokens, mask = self.text_masker(part.tokens, part.token_lens)
+        top = self.encoder.encode_text(tokens, part.token_lens)
+        loss, acc = masked_cross_entropy(self.text_mlm_head(top[mask]), part.tokens[mask])
+        return {"text_mlm": loss, "text_mlm_acc": acc, "text_mask_frac": self._frac(mask, part.token_lens)}
+
+    # --- paired speech-text: TLM on [masked speech ; masked text], CTC on the speech alone
+    def paired_losses(self, part: PairedPart) -> dict[str, torch.Tensor]:
+        enc = self.encoder
+        x, lens = enc.speech_features(part.feats, part.feat_lens)
+        smask = self.tlm_speech_masker.sample(lens, x.shape[1])
+        with torch.no_grad():
+            ids = self.quantizer.ids(self.quantizer.logits(x))
+        hidden = enc.speech_stack(self.tlm_speech_masker.replace(x, smask), lens)
+        tokens, tmask = self.tlm_text_masker(part.tokens, part.token_lens)
+        s_out, t_out = enc.shared_paired(hidden, lens, enc.embed_text(tokens), part.token_lens)
+        tlm_speech, s_acc = self._code_prediction(s_out, smask, ids)
+        tlm_text, t_acc = masked_cross_entropy(self.text_mlm_head(t_out[tmask]), part.tokens[tmask])
+        out = {"tlm_speech": tlm_speech, "tlm_text": tlm_text, "tlm_speech_acc": s_acc, "tlm_text_acc": t_acc,
+               "tlm_speech_mask_frac": self._frac(smask, lens),
+               "tlm_text_mask_frac": self._frac(tmask, part.token_lens)}
+        if self.uses_ctc:  # unmasked speech, whole encoder, no transcript in the input
+            top = enc.shared(enc.speech_stack(x, lens), lens)
+            out["ctc"] = ctc_loss(self.ctc_head(top), lens, part.tokens, part.token_lens,
+                                  blank=self.model_cfg.blank_id)
+        return out
+
+    @staticmethod
+    def _frac(mask, lens):
+        return (mask.sum() / lens.sum().clamp(min=1)).detach()
+
+
+def parameter_groups(model: PretrainModel) -> dict[str, int]:
+    """Parameter counts per part (what `mslam.bin.model_info` prints)."""
+    parts = {"speech_frontend": model.encoder.speech_frontend, "text_frontend": model.encoder.text_frontend,
+             "speech_stack": model.encoder.speech_layers, "shared_stack": model.encoder.shared_layers,
+             "quantizer": model.quantizer}
+    counts: dict[str, int] = {}
+    seen: set[int] = set()
+    for name, module in parts.items():
+        n = 0
+        if module is not None:
+            for p in module.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    n += p.numel()
+        counts[name] = n
+    counts["heads"] = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            counts["heads"] += p.numel()
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,57 @@
+"""Gumbel-softmax vector quantiser (wav2vec 2.0 / w2v-BERT) over the unmasked front-end features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class QuantizerConfig:
+    groups: int = 1              # unknown in the papers; 1 codebook (fairseq2's w2v-BERT)
+    codes: int = 1024            # paper (w2v-BERT): codebook size 1024
+    code_dim: Optional[int] = None  # null = d_model (paper, w2v-BERT: code dim 1024 = d_model)
+    temp_start: float = 2.0      # Gumbel temperature schedule: max(temp_end, temp_start * temp_decay^step)
+    temp_end: float = 0.1
+    temp_decay: float = 0.999995
+
+    def __post_init__(self):
+        if self.code_dim is not None and self.code_dim % self.groups:
+            raise ValueError(f"code_dim {self.code_dim} is not divisible by groups {self.groups}")
+
+    def temperature(self, step: int) -> float:
+        return max(self.temp_end, self.temp_start * self.temp_decay ** step)
+
+
+class GumbelVectorQuantizer(nn.Module):
+    def __init__(self, in_dim: int, groups: int, codes: int, code_dim: int):
+        super().__init__()
+        if code_dim % groups:
+            raise ValueError(f"code_dim {code_dim} is not divisible by groups {groups}")
+        self.groups, self.codes, self.code_dim = groups, codes, code_dim
+        self.to_logits = nn.Linear(in_dim, groups * codes)
+        self.codebook = nn.Parameter(torch.empty(groups, codes, code_dim // groups))
+        nn.init.normal_(self.codebook)
+        nn.init.normal_(self.to_logits.weight, std=in_dim ** -0.5)
+        nn.init.zeros_(self.to_logits.bias)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., in_dim] -> float32 logits [..., G, V]."""
+        return self.to_logits(x).float().unflatten(-1, (self.groups, self.codes))
+
+    @staticmethod
+    def ids(logits: torch.Tensor) -> torch.Tensor:
+        """Hard code ids [..., G] (the masked-prediction targets)."""
+        return logits.argmax(-1)
+
+    def quantize(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Code vectors [..., code_dim]: straight-through Gumbel-softmax in training, argmax in eval."""
+        if self.training:
+            onehot = F.gumbel_softmax(logits, tau=temperature, hard=True, dim=-1)
+        else:
+            onehot = F.one_hot(logits.argmax(-1), self.codes).to(logits.dtype)
+        q = torch.einsum("...gv,gvd->...gd", onehot.to(self.codebook.dtype), self.codebook)
+        return q.flatten(-2)
