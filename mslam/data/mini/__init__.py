@@ -1,0 +1,1 @@
+"""Parts of the offline toy corpus (egs/mini): language tables and intent templates."""

@@ -1,0 +1,53 @@
+"""egs/mini/run.sh stage 1 (corpus generation) end to end, through bash, as a user runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mslam.data.kaldi import DataDir
+from mslam.data.mini_corpus import DATA_DIRS, SPLITS
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "egs" / "mini"
+
+
+def run_recipe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(RECIPE / "run.sh"), *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_run_sh_generates_the_tiny_corpus_once(tmp_path):
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    opts = ["--stop-stage", "1", "--size", "tiny", "--data", str(data), "--exp", str(exp)]
+    r = run_recipe(*opts)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "stage 1: generate the toy corpus" in r.stdout
+    for name in DATA_DIRS:
+        for split in SPLITS:
+            DataDir(data / name / split).validate()
+    assert json.loads((data / "summary.json").read_text())["size"] == "tiny"
+    assert (exp / ".stages" / "1.done").is_file()
+    stamp = (data / "summary.json").stat().st_mtime_ns
+    r = run_recipe(*opts)   # finished: skipped
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "done earlier" in r.stdout
+    assert (data / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_run_sh_rejects_unknown_options(tmp_path):
+    r = run_recipe("--no-such-option", "1", "--data", str(tmp_path / "d"), "--exp", str(tmp_path / "e"))
+    assert r.returncode != 0
+    assert not (tmp_path / "d").exists()
+
+
+def test_corpus_matches_tells_a_corpus_of_another_size_or_seed(tmp_path):
+    check = [sys.executable, str(RECIPE / "local" / "corpus_matches.py"), str(tmp_path)]
+    assert subprocess.run(check + ["tiny", "0"]).returncode == 1   # nothing there
+    (tmp_path / "summary.json").write_text(json.dumps({"size": "tiny", "seed": 0}))
+    assert subprocess.run(check + ["tiny", "0"]).returncode == 0
+    assert subprocess.run(check + ["small", "0"]).returncode == 1
+    assert subprocess.run(check + ["tiny", "1"]).returncode == 1
