@@ -152,7 +152,7 @@ def load_features(utt, cfg: FbankConfig = FbankConfig()) -> torch.Tensor:
     the fly from its audio. Both paths give the same numbers (tested)."""
     if utt.feats is not None:
         import kaldiio
-        return torch.from_numpy(np.asarray(kaldiio.load_mat(utt.feats), dtype=np.float32))
+        return torch.from_numpy(np.array(kaldiio.load_mat(utt.feats), dtype=np.float32))
     from mslam.data.audio import AudioError, load_audio
     if utt.wav is None:
         raise AudioError(f"utterance '{utt.id}': no wav.scp or feats.scp entry")
