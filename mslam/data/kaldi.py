@@ -92,13 +92,15 @@ def write_table(path: str | os.PathLike, table: Mapping[str, object] | Iterable[
     atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in rows))
 
 
-def atomic_write_text(path: str | os.PathLike, content: str) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file through a temporary name in the same folder and a rename: readers (and a run
+    killed half-way) see the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -106,6 +108,10 @@ def atomic_write_text(path: str | os.PathLike, content: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, content: str) -> None:
+    atomic_write_bytes(path, content.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ import random
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mslam.data.kaldi import DataDir, Utterance, atomic_write_text, write_data_dir
+from mslam.data.kaldi import DataDir, Utterance, atomic_write_bytes, atomic_write_text, write_data_dir
 from mslam.data.mini.templates import EN_NAMES, INTENTS, NAMES, TEMPLATES, check_templates
 from mslam.data.tokenizer import normalize_text
 
@@ -359,17 +358,7 @@ def store(item: Spoken, samples: np.ndarray, rate: int) -> None:
                           f"'{item.text}' (voice {espeak_voice(item)})")
     buf = io.BytesIO()
     soundfile.write(buf, pcm, item.sample_rate, subtype="PCM_16", format="WAV")
-    path = item.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(item.path, buf.getvalue())
     item.num_samples = int(pcm.size)
 
 
