@@ -21,6 +21,9 @@ use warnings;
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use POSIX qw(strftime setpgid :sys_wait_h);
+use FindBin qw($RealBin);
+use lib $RealBin;
+use JobArgs;
 
 my $me = 'run.pl';
 
@@ -55,85 +58,14 @@ Exit status: 0 if all jobs succeed; otherwise 1, and
 END
 }
 
-sub usage_error {
-    my ($msg) = @_;
-    print STDERR "$me: $msg\n" if defined $msg;
-    print STDERR "Usage: $me [options] [JOB=1:N] <log-file> <command> [args...]  (see $me --help)\n";
-    exit 1;
-}
-
 sub now { return strftime('%a %b %e %H:%M:%S %Z %Y', localtime) }
 
-# ---- options ---------------------------------------------------------------
+# ---- options, job range, log file, command ---------------------------------
 
-my %takes_value = map { $_ => 1 }
-    qw(max-jobs-run num-threads mem gpu time partition config);
-my %opt = ('num-threads' => 1, 'gpu' => 0);
-
-while (@ARGV && $ARGV[0] =~ /^-/) {
-    my $arg = shift @ARGV;
-    if ($arg eq '-h' || $arg eq '--help') { print usage_text(); exit 0; }
-    my ($name, $value);
-    if ($arg =~ /^--([^=]+)=(.*)$/s) {
-        ($name, $value) = ($1, $2);
-    } elsif ($arg =~ /^--(.+)$/s) {
-        $name = $1;
-    } elsif ($arg eq '-tc') {    # old Kaldi spelling of --max-jobs-run
-        $name = 'max-jobs-run';
-    } elsif ($arg eq '-p') {
-        $name = 'partition';
-    } else {
-        usage_error("unknown option '$arg'");
-    }
-    $name =~ tr/_/-/;
-    if (!defined $value) {
-        usage_error("option $arg needs a value") unless @ARGV;
-        $value = shift @ARGV;
-    }
-    if (!$takes_value{$name}) {
-        print STDERR "$me: warning: ignoring unknown option --$name $value\n";
-        next;
-    }
-    $opt{$name} = $value;
-}
-for my $name ('max-jobs-run', 'num-threads') {
-    usage_error("--$name must be a positive integer, got '$opt{$name}'")
-        if defined $opt{$name} && $opt{$name} !~ /^[1-9]\d*$/;
-}
-usage_error("--gpu must be a non-negative integer, got '$opt{gpu}'")
-    if $opt{gpu} !~ /^\d+$/;
-
-# ---- job range, log file, command ------------------------------------------
-
-my ($jobvar, $first, $last, $is_array) = (undef, 1, 1, 0);
-if (@ARGV && $ARGV[0] =~ /^([A-Za-z_]\w*)=(\d+):(\d+)$/) {
-    ($jobvar, $first, $last, $is_array) = ($1, $2, $3, 1);
-    shift @ARGV;
-    usage_error("bad job range $jobvar=$first:$last (end before start)") if $last < $first;
-} elsif (@ARGV && $ARGV[0] =~ /^([A-Za-z_]\w*)=(\d+)$/) {
-    ($jobvar, $first, $last, $is_array) = ($1, $2, $2, 1);
-    shift @ARGV;
-}
-usage_error('missing <log-file> and <command>') if @ARGV < 2;
-my $logfile = shift @ARGV;
-if ($is_array && $last > $first && index($logfile, $jobvar) < 0) {
-    usage_error("running jobs $jobvar=$first:$last into a single log file '$logfile' "
-        . "(put $jobvar in the log-file name)");
-}
-
-# Join the words as Kaldi does: words without blanks as they are, others quoted.
-sub join_command {
-    my @words = @_;
-    return $words[0] if @words == 1;
-    my @out;
-    for my $w (@words) {
-        if ($w =~ /^\S+$/) { push @out, $w; }
-        elsif ($w !~ /"/) { push @out, "\"$w\""; }
-        else { (my $q = $w) =~ s/'/'\\''/g; push @out, "'$q'"; }
-    }
-    return join(' ', @out);
-}
-my $cmd = join_command(@ARGV);
+my $job = JobArgs::parse($me, \&usage_text);
+my %opt = %{ $job->{opt} };
+$opt{'num-threads'} //= 1;
+my ($jobvar, $first, $last, $is_array, $logfile, $cmd) = @$job{qw(jobvar first last is_array logfile cmd)};
 
 sub for_job {
     my ($text, $id) = @_;
