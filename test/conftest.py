@@ -36,3 +36,12 @@ def spoken_dir(tmp_path_factory) -> Path:
         utts.append(Utterance(id=utt, wav=str(wav), text=text, speaker=utt.rsplit("-", 1)[0], lang=voice))
     write_data_dir(root / "data", utts)
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def mini_corpus(tmp_path_factory) -> Path:
+    """The tiny egs/mini toy corpus, generated once per test session (a few seconds of espeak-ng)."""
+    from mslam.data.mini_corpus import generate
+    out = tmp_path_factory.mktemp("mini") / "corpus"
+    generate(out, size="tiny", seed=0, nj=2)
+    return out
