@@ -11,6 +11,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -153,6 +154,8 @@ class ConformerStack(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(ConformerBlock(**block_kwargs) for _ in range(layers))
         self.layer_drop = layer_drop
+        # Set by the trainer: recompute each block's activations in backward (less memory, ~1/3 more compute).
+        self.checkpoint_activations = False
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x [B, T, D], lengths [B] -> [B, T, D] with padded positions set to zero."""
@@ -169,6 +172,8 @@ class ConformerStack(nn.Module):
         else:
             keep = [True] * len(self.layers)
         for layer, k in zip(self.layers, keep):
-            if k:
+            if k and self.checkpoint_activations and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, conv_valid, attn_mask, use_reentrant=False)
+            elif k:
                 x = layer(x, conv_valid, attn_mask)
         return x.masked_fill(~valid[..., None], 0.0) if conv_valid is not None else x

@@ -1,0 +1,71 @@
+"""Average the model parameters of the last K intact checkpoints of a run.
+
+    python -m mslam.bin.average_checkpoints --exp-dir exp/pretrain --last 5 --out exp/pretrain/avg5.pt
+
+The output holds {"model": averaged state dict, "steps": [...], "config": ...} (loadable by
+fine-tuning like a checkpoint's "model"). Floating-point tensors are averaged in float64 and cast
+back; integer buffers (counters) are taken from the newest checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from mslam.train.checkpoint import list_checkpoints, load_checkpoint, verify_checkpoint
+
+log = logging.getLogger("mslam.average")
+
+
+def average_checkpoints(paths: list[Path]) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The averaged model state dict, and the newest checkpoint's config."""
+    total: dict[str, torch.Tensor] = {}
+    newest: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = load_checkpoint(path)
+        config = state.get("config")
+        for k, v in state["model"].items():
+            newest[k] = v
+            if v.is_floating_point():
+                total[k] = total[k] + v.double() if k in total else v.double()
+    return {k: (total[k] / len(paths)).to(v.dtype) if k in total else v for k, v in newest.items()}, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", required=True, help="a pre-training output dir (holds checkpoints/)")
+    p.add_argument("--last", type=int, default=5, help="how many of the newest intact checkpoints")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    intact = []
+    for path in list_checkpoints(args.exp_dir):
+        problem = verify_checkpoint(path)
+        if problem:
+            log.warning("skipping %s: %s", path, problem)
+        else:
+            intact.append(path)
+    if not intact:
+        print(f"average_checkpoints: error: no intact checkpoint in {args.exp_dir}/checkpoints", file=sys.stderr)
+        return 1
+    chosen = intact[-args.last:]
+    if len(chosen) < args.last:
+        log.warning("only %d intact checkpoint(s); averaging those", len(chosen))
+    steps = [int(p.name.split("-")[-1]) for p in chosen]
+    model, config = average_checkpoints(chosen)
+    state = {"model": model, "steps": steps, "config": config}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out)
+    print(f"average_checkpoints: averaged steps {steps} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Build the character vocabulary of the text front end from text shards and transcripts.
+
+    python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train \
+        --data-dirs data/asr/train --out data/chars.txt [--max-size 4096 --temperature 3]
+
+Text shards are `<lang>.txt` files (one sentence per line); data dirs contribute their `text`,
+with the language from `utt2lang`. Which characters make the cut: see mslam.data.tokenizer.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mslam.data.kaldi import DataDir, DataDirError
+from mslam.data.manifest import UNDETERMINED_LANG, text_manifest
+from mslam.data.tokenizer import CharTokenizer
+
+
+def collect_texts(text_shards: list[str], data_dirs: list[str]) -> dict[str, list[str]]:
+    texts: dict[str, list[str]] = {}
+    for shard_dir in text_shards:
+        for r in text_manifest(shard_dir):
+            texts.setdefault(r.lang, []).append(r.text)
+    for d in data_dirs:
+        data = DataDir(d)
+        if "text" not in data.tables:
+            raise DataDirError(f"{d}: no 'text' file to take characters from")
+        langs = data.tables.get("utt2lang", {})
+        for utt, text in data.tables["text"].items():
+            texts.setdefault(langs.get(utt, UNDETERMINED_LANG), []).append(text)
+    return texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--text-shards", nargs="*", default=[], help="dirs of <lang>.txt shards")
+    p.add_argument("--data-dirs", nargs="*", default=[], help="Kaldi data dirs with text (+ utt2lang)")
+    p.add_argument("--out", required=True, help="vocabulary file to write (one symbol per line)")
+    p.add_argument("--max-size", type=int, default=4096, help="symbols in all, specials included (paper: 4096)")
+    p.add_argument("--temperature", type=float, default=3.0, help="language temperature (paper: 3)")
+    p.add_argument("--coverage", type=float, default=0.9995, help="character mass each language keeps first")
+    p.add_argument("--lowercase", action="store_true")
+    args = p.parse_args(argv)
+    if not args.text_shards and not args.data_dirs:
+        p.error("give --text-shards and/or --data-dirs")
+    try:
+        texts = collect_texts(args.text_shards, args.data_dirs)
+    except DataDirError as e:
+        print(f"build_char_vocab: error: {e}", file=sys.stderr)
+        return 1
+    tok = CharTokenizer.build(texts, max_size=args.max_size, coverage=args.coverage,
+                              temperature=args.temperature, lowercase=args.lowercase)
+    tok.save(args.out)
+    n_chars = len({ch for lines in texts.values() for t in lines for ch in t})
+    print(f"build_char_vocab: {len(tok)} symbols ({n_chars} distinct characters seen in {len(texts)} languages, "
+          f"{sum(map(len, texts.values()))} texts) -> {Path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Processes and devices: torchrun's environment, DDP or FSDP2 wrapping, the few collectives the
+trainer needs, and full (unsharded) state dicts for checkpoints whatever the wrapping."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistEnv:
+    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; NCCL on GPUs, gloo on CPUs."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
+    return DistEnv(rank, world, local, dev)
+
+
+def wrap_model(model: torch.nn.Module, parallel: str, env: DistEnv) -> torch.nn.Module:
+    """`ddp`: replicas with averaged gradients; `fsdp`: FSDP2 (parameters, gradients and optimiser
+    state sharded per Conformer block); either is a no-op in a single process."""
+    if not env.distributed:
+        return model
+    if parallel == "ddp":
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if parallel == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+        from mslam.model.conformer import ConformerBlock
+        for module in model.modules():
+            if isinstance(module, ConformerBlock):
+                fully_shard(module)
+        return fully_shard(model)
+    raise ValueError(f"trainer.parallel: unknown {parallel!r} (ddp, fsdp)")
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def gradient_sync(model: torch.nn.Module, enabled: bool):
+    """Skip the gradient all-reduce on all but the last micro-batch of a step."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel) and not enabled:
+        return model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(enabled)
+    return contextlib.nullcontext()
+
+
+def all_reduce_sum(t: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.distributed:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Unsharded model and optimiser state on the CPU (collective under FSDP; rank 0 gets it)."""
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_state_dict(unwrap(model), optimizer, options=opts)
+
+
+def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                    optim_state: dict) -> None:
+    set_state_dict(unwrap(model), optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
+                   options=StateDictOptions(full_state_dict=True))
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.distributed and dist.is_initialized():
+        dist.destroy_process_group()

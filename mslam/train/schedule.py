@@ -1,0 +1,37 @@
+"""Adam with the Transformer schedule (mSLAM): linear warm-up to the peak, then inverse square-root decay."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class OptimConfig:
+    peak_lr: float = 6e-4        # paper: 6e-4 (0.6B), 3.6e-4 (2B)
+    warmup_steps: int = 40000    # paper: 40k
+    beta1: float = 0.9           # unknown in the paper; the Transformer's betas
+    beta2: float = 0.98
+    eps: float = 1e-9            # unknown in the paper; the Transformer's
+    weight_decay: float = 0.0    # unknown in the paper; none
+    clip_grad_norm: float = 5.0  # unknown in the paper; 0 = no clipping
+
+    def __post_init__(self):
+        if self.peak_lr <= 0 or self.warmup_steps < 1:
+            raise ValueError(f"need peak_lr > 0 and warmup_steps >= 1, got {self.peak_lr}, {self.warmup_steps}")
+
+
+def lr_factor(step: int, warmup_steps: int) -> float:
+    """Multiplier of the peak LR at optimiser step `step` (1-based): step/warmup, then sqrt(warmup/step)."""
+    step = max(step, 1)
+    return min(step / warmup_steps, math.sqrt(warmup_steps / step))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig):
+    """Adam and its LambdaLR; the scheduler's step count is the optimiser step count."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                                 weight_decay=cfg.weight_decay)
+    # LambdaLR evaluates its lambda at 0 on construction: that is the LR of step 1.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i + 1, cfg.warmup_steps))
+    return optimizer, scheduler

@@ -1,0 +1,268 @@
+"""The pre-training loop. One process, or one per device under torchrun (DDP or FSDP2).
+
+Every step is reproducible from its number alone: the data of step s is a pure function of
+(seed, s) (mslam.data.pretrain_data), and the model's randomness (masks, dropout, Gumbel noise) is
+seeded per micro-batch from (seed, s, micro-batch index). Hence exact resume from a checkpoint, and
+the same losses whether a global batch is split over processes or accumulated in one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import warnings
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from mslam.config import ConfigError, config_to_dict
+from mslam.data.pretrain_data import PretrainBatches, StepBatch
+from mslam.data.tokenizer import CharTokenizer
+from mslam.model.conformer import ConformerStack
+from mslam.tasks.pretrain import PretrainConfig, build_pretrain_model
+from mslam.train import distributed as D
+from mslam.train.checkpoint import (CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint,
+                                    restore_rng_states, rng_states, save_checkpoint)
+from mslam.train.progress import TrainReport
+from mslam.train.schedule import build_optimizer
+
+log = logging.getLogger("mslam.train")
+# A skipped step still advances the schedule (the LR is a function of the step number); torch warns
+# when that happens before the first optimiser step.
+warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many steps in a row had a NaN/inf loss."""
+
+
+def pretrain(cfg: PretrainConfig, output_dir: str | Path, *, resume: bool = False,
+             progress_bar: bool = True) -> None:
+    env = D.init_distributed(cfg.trainer.device)
+    try:
+        Trainer(cfg, Path(output_dir), env, resume).run(progress_bar)
+    finally:
+        D.shutdown(env)
+
+
+@dataclass
+class StepResult:
+    skipped: bool = False
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)  # this process's sums over micro-batches
+    grad_norm: float = float("nan")
+
+
+class Trainer:
+    def __init__(self, cfg: PretrainConfig, out: Path, env: D.DistEnv, resume: bool):
+        self.cfg, self.out, self.env, tc = cfg, out, env, cfg.trainer
+        checkpoint = resume_point(out, resume)
+        vocab = cfg.data.path(cfg.data.vocab)
+        if not vocab.is_file():
+            raise ConfigError(f"data.vocab: {vocab} not found; build it with python -m mslam.bin.build_char_vocab")
+        tokenizer = CharTokenizer.load(vocab)
+        cfg.model.vocab_size = vocab_size_for(cfg.model.vocab_size, tokenizer, vocab)
+        torch.manual_seed(tc.seed)  # the same initial parameters in every process
+        model = build_pretrain_model(cfg).to(env.device)
+        for stack in model.modules():
+            if isinstance(stack, ConformerStack):
+                stack.checkpoint_activations = tc.activation_checkpointing
+        self.model = D.wrap_model(model, tc.parallel, env)
+        self.optimizer, self.scheduler = build_optimizer(self.model, cfg.optim)
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=tc.precision == "fp16")
+        self.data = PretrainBatches(cfg.data, tokenizer, seed=tc.seed, rank=env.rank, world_size=env.world_size,
+                                    grad_accum=tc.grad_accum, cache_dir=out / "manifests")
+        self.step, self.nonfinite_in_row = 0, 0
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        if env.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            for name, sampler in self.data.samplers.items():
+                shares = ", ".join(f"{k} {v:.2f}" for k, v in sampler.language_share().items())
+                log.info("data.%s: %d items; languages drawn with p = %s", name, len(sampler.lengths), shares)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, progress_bar: bool = True) -> None:
+        tc, env = self.cfg.trainer, self.env
+        loader = torch.utils.data.DataLoader(
+            self.data, sampler=range(self.step + 1, tc.max_steps + 1), batch_size=None, collate_fn=_as_is,
+            num_workers=self.cfg.data.num_workers, persistent_workers=self.cfg.data.num_workers > 0,
+            prefetch_factor=self.cfg.data.prefetch_steps if self.cfg.data.num_workers > 0 else None)
+        report = TrainReport(self.out, self.step, tc.max_steps, env.is_main, tc.tensorboard, progress_bar)
+        window = LogWindow()
+        t_ready = time.perf_counter()
+        for batch in loader:
+            t_got = time.perf_counter()
+            lr = self.scheduler.get_last_lr()[0]
+            result = self.train_step(batch)
+            self.scheduler.step()
+            self.step = batch.step
+            window.add(result, wait=t_got - t_ready, busy=time.perf_counter() - t_got)
+            self.count_nonfinite(result, batch, report)
+            if self.step % tc.log_every == 0 or self.step == tc.max_steps:
+                report.log(window.record(self.step, lr, self.scaler, env))
+                window = LogWindow()
+            if self.step % tc.save_every == 0 or self.step == tc.max_steps:
+                self.save()
+            report.advance()
+            t_ready = time.perf_counter()
+        report.close()
+
+    def train_step(self, batch: StepBatch) -> StepResult:
+        tc, env, model = self.cfg.trainer, self.env, self.model
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = defaultdict(float)
+        n = len(batch.micro_batches)
+        for k, (micro, m) in enumerate(zip(batch.micro_batches, batch.micro_ids)):
+            torch.manual_seed(micro_batch_seed(tc.seed, batch.step, m))
+            with D.gradient_sync(model, enabled=k == n - 1):
+                with autocast(env.device, tc.precision):
+                    out = model(micro.to(env.device), batch.step)
+                loss = out["loss"] / n
+                # Every process must agree before backward (a skipped backward would hang the others).
+                bad = D.all_reduce_sum((~torch.isfinite(loss.detach())).float(), env)
+                if bad.item() > 0:
+                    if not torch.isfinite(loss.detach()):
+                        log.warning("step %d: non-finite loss on micro-batch %d (%s)", batch.step, m,
+                                    ", ".join(batch.utt_ids[k][:8]))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return StepResult(skipped=True)
+                self.scaler.scale(loss).backward()
+            for key, v in out.items():
+                sums[key] = sums[key] + v.detach().float()
+            sums["frames"] = sums["frames"] + sum(float(p.feat_lens.sum()) for p in (micro.speech, micro.paired) if p)
+            sums["chars"] = sums["chars"] + sum(float(p.token_lens.sum()) for p in (micro.text, micro.paired) if p)
+            sums["micro_batches"] = sums["micro_batches"] + 1.0
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.optim.clip_grad_norm or math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # fp16 overflow: the scaler skips
+            log.warning("step %d: non-finite gradient norm", batch.step)
+            return StepResult(skipped=True)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(False, dict(sums), grad_norm)
+
+    def count_nonfinite(self, result: StepResult, batch: StepBatch, report: TrainReport) -> None:
+        if not result.skipped:
+            self.nonfinite_in_row = 0
+            return
+        self.nonfinite_in_row += 1
+        report.message(f"step {batch.step}: skipped (non-finite loss; {self.nonfinite_in_row} in a row)")
+        if self.nonfinite_in_row >= self.cfg.trainer.max_nonfinite_in_row:
+            raise NonFiniteLossError(
+                f"{self.nonfinite_in_row} steps in a row had a non-finite loss (up to step {batch.step}); "
+                f"stopping (trainer.max_nonfinite_in_row). Utterances of the last step: "
+                f"{', '.join(u for ids in batch.utt_ids for u in ids[:5])}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        model_state, optim_state = D.full_state(self.model, self.optimizer)  # collective under FSDP
+        if self.env.is_main:
+            state = {"step": self.step, "model": model_state, "optimizer": optim_state,
+                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                     "data": self.data_state(), "nonfinite_in_row": self.nonfinite_in_row,
+                     "rng": rng_states(), "config": config_to_dict(self.cfg)}
+            path = save_checkpoint(self.out, self.step, state, self.cfg.trainer.keep_checkpoints)
+            log.debug("saved %s", path)
+        D.barrier(self.env)
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        D.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_states(state["rng"])
+        self.step, self.nonfinite_in_row = state["step"], state["nonfinite_in_row"]
+        changed = [k for k, v in self.data_state().items() if state["data"].get(k) != v]
+        if changed:
+            log.warning("resuming from %s with different data settings (%s): the data order after step %d "
+                        "differs from the original run's", path, ", ".join(changed), self.step)
+        if self.env.is_main:
+            log.info("resumed from %s (step %d)", path, self.step)
+
+    def data_state(self) -> dict:
+        """What decides the data order from here on (the sampler's whole state is the step number)."""
+        d = self.cfg.data
+        sources = {n: dataclasses.asdict(getattr(d, n)) for n in ("speech", "text", "paired")}
+        return {"seed": self.cfg.trainer.seed, "sources": sources, **self.data.fingerprint()}
+
+
+# ---------------------------------------------------------------------- helpers
+def _as_is(batch):
+    return batch
+
+
+def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
+    return int(np.random.SeedSequence([seed, step, micro_batch]).generate_state(1)[0])
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def vocab_size_for(configured: int, tokenizer: CharTokenizer, path) -> int:
+    """The model's vocabulary is the file's; a config that promises fewer symbols is a mistake."""
+    if configured < len(tokenizer):
+        raise ConfigError(f"model.vocab_size is {configured} but {path} has {len(tokenizer)} symbols; "
+                          "raise model.vocab_size or rebuild the vocabulary with a smaller --max-size")
+    return len(tokenizer)
+
+
+def resume_point(out: Path, resume: bool) -> Path | None:
+    if not resume:
+        if list_checkpoints(out):
+            raise CheckpointError(f"{out} already has checkpoints; pass --resume to continue that run, "
+                                  "or choose another --output-dir")
+        return None
+    path = latest_valid_checkpoint(out)
+    if path is None and list_checkpoints(out):
+        raise CheckpointError(f"{out}: every checkpoint is unusable (see the warnings above)")
+    if path is None:
+        log.info("--resume: no checkpoint in %s yet; starting from step 0", out)
+    return path
+
+
+class LogWindow:
+    """Sums over the steps since the last log record; reduced over processes when logged."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = defaultdict(float)
+        self.steps = self.skipped = 0
+        self.wait = self.busy = 0.0
+        self.grad_norms: list[float] = []
+
+    def add(self, result: StepResult, wait: float, busy: float) -> None:
+        self.steps += 1
+        self.wait, self.busy = self.wait + wait, self.busy + busy
+        if result.skipped:
+            self.skipped += 1
+            return
+        for k, v in result.sums.items():
+            self.sums[k] = self.sums[k] + v
+        self.grad_norms.append(result.grad_norm)
+
+    def record(self, step: int, lr: float, scaler, env: D.DistEnv) -> dict:
+        keys = sorted(self.sums)  # the same keys, in the same order, in every process
+        totals = D.all_reduce_sum(torch.tensor([float(self.sums[k]) for k in keys], dtype=torch.float64), env)
+        total = dict(zip(keys, totals.tolist()))
+        elapsed = self.wait + self.busy
+        rec = {"step": step, "lr": lr, "skipped_steps": self.skipped}
+        n = total.pop("micro_batches", 0.0)
+        frames, chars = total.pop("frames", 0.0), total.pop("chars", 0.0)
+        rec.update({k: v / n for k, v in total.items()} if n else {})
+        if self.grad_norms:
+            rec["grad_norm"] = sum(self.grad_norms) / len(self.grad_norms)
+        if scaler.is_enabled():
+            rec["loss_scale"] = scaler.get_scale()
+        rec.update({"data_wait_frac": self.wait / max(elapsed, 1e-9), "step_time": elapsed / self.steps,
+                    "frames_per_s": frames / max(elapsed, 1e-9), "chars_per_s": chars / max(elapsed, 1e-9)})
+        return rec
