@@ -1,0 +1,178 @@
+"""Encoder speed and memory: mslam's speech encoder against ESPnet's ConformerEncoder and Hugging
+Face's Wav2Vec2BertModel, at the same width, depth, FFN size, heads and kernel, on the same batch,
+in the same process.
+
+    python bench/encoder.py                       # 8 x 250 frames after subsampling, d 512, 6 layers
+    python bench/encoder.py --lengths 2,10,30,60  # time and memory as utterances grow (seconds)
+    python bench/encoder.py --json
+
+Every model gets the same number of frames after its own subsampling (mslam and ESPnet: 4x conv2d
+front ends over 10 ms log-mel frames; Hugging Face: its feature extractor's 2-frame stacking, 160-d).
+Reported: parameters, forward and forward+backward time (median after warm-up, fixed threads),
+each peer's time divided by mslam's, the memory of the activations kept for backward, and
+utilisation: model FLOPs per second / the FLOPs per second of a large torch.mm in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mslam.model.encoder import EncoderConfig, FrontEndConfig, JointEncoder, ModelConfig
+
+
+def build_models(d: int, layers: int, ffn: int, heads: int, kernel: int, speech_layers: int) -> dict:
+    """name -> (module, input maker(batch, frames_after_subsampling) -> call)."""
+    cfg = ModelConfig(frontend=FrontEndConfig(conv_channels=d // 4),
+                      encoder=EncoderConfig(d_model=d, ffn_dim=ffn, heads=heads, speech_layers=speech_layers,
+                                            shared_layers=layers - speech_layers, conv_kernel=kernel,
+                                            conv_norm="group", conv_norm_groups=32))
+    ours = JointEncoder(cfg, with_text=False)
+
+    def ours_call(b, t, g):
+        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g), torch.full((b,), 4 * t + 3)
+        return lambda: ours(feats, lens)[0]
+
+    models = {"mslam": (ours, ours_call)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+        # ESPnet's recipe setting: conv2d input layer, relative positions, macaron FFNs, swish.
+        espnet = ConformerEncoder(80, output_size=d, attention_heads=heads, linear_units=ffn, num_blocks=layers,
+                                  input_layer="conv2d", pos_enc_layer_type="rel_pos", rel_pos_type="latest",
+                                  selfattention_layer_type="rel_selfattn", macaron_style=True,
+                                  use_cnn_module=True, cnn_module_kernel=kernel, use_flash_attn=False)
+
+    def espnet_call(b, t, g):
+        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g), torch.full((b,), 4 * t + 3)
+        return lambda: espnet(feats, lens)[0]
+
+    models["espnet.ConformerEncoder"] = (espnet, espnet_call)
+    try:
+        from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+    except ImportError:
+        return models
+    hf = Wav2Vec2BertModel(Wav2Vec2BertConfig(
+        hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
+        conv_depthwise_kernel_size=kernel, feature_projection_input_dim=160, add_adapter=False))
+
+    def hf_call(b, t, g):
+        feats, mask = torch.randn(b, t, 160, generator=g), torch.ones(b, t, dtype=torch.long)
+        return lambda: hf(input_features=feats, attention_mask=mask).last_hidden_state
+
+    models["hf.Wav2Vec2BertModel"] = (hf, hf_call)
+    return models
+
+
+def saved_activation_bytes(fn) -> int:
+    """Bytes of the tensors autograd keeps for backward during one forward (distinct storages)."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        try:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        except RuntimeError:
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values())
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def mm_flops_per_second(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / timed(lambda: a @ b, 5)
+
+
+def measure(models: dict, batch: int, frames: int, repeats: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for name, (model, make_call) in models.items():
+        model.train()
+        call = make_call(batch, frames, g)
+
+        def fwd_bwd():
+            call().sum().backward()
+
+        with torch.no_grad():
+            fwd = timed(call, repeats)
+        both = timed(fwd_bwd, repeats)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fwd_bwd()
+        model.zero_grad(set_to_none=True)
+        out[name] = {"forward_s": fwd, "forward_backward_s": both, "flops_fwd_bwd": counter.get_total_flops(),
+                     "saved_activation_mib": saved_activation_bytes(call) / 2 ** 20}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--frames", type=int, default=250, help="frames after subsampling (40 ms each)")
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--speech-layers", type=int, default=2, help="mslam: speech-only layers of --layers")
+    p.add_argument("--ffn", type=int, default=2048)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--kernel", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--lengths", help="comma-separated utterance lengths in seconds (batch 1) instead")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    models = build_models(args.d_model, args.layers, args.ffn, args.heads, args.kernel, args.speech_layers)
+    params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in models.items()}
+    mm = mm_flops_per_second()
+    report = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "threads": args.threads,
+              "torch": torch.__version__, "params": params, "mm_gflops": mm / 1e9}
+    if args.lengths:
+        report["by_length"] = {sec: measure(models, 1, int(float(sec) * 25), args.repeats)
+                               for sec in args.lengths.split(",")}
+    else:
+        report["batch"] = f"{args.batch} x {args.frames} frames"
+        report["results"] = measure(models, args.batch, args.frames, args.repeats)
+        for r in report["results"].values():
+            r["utilisation"] = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{report['machine']}, {args.threads} threads, torch {torch.__version__}, "
+          f"torch.mm {mm / 1e9:.0f} GFLOP/s; d {args.d_model}, {args.layers} layers, FFN {args.ffn}, "
+          f"{args.heads} heads, kernel {args.kernel}")
+    for name, n in params.items():
+        print(f"  params {name:26s} {n / 1e6:8.2f} M")
+    tables = report["by_length"] if args.lengths else {report["batch"]: report["results"]}
+    for label, results in tables.items():
+        base = results["mslam"]
+        print(f"\n{label if not args.lengths else f'1 x {label} s'}")
+        print(f"  {'model':26s} {'fwd s':>8s} {'fwd+bwd s':>10s} {'x mslam':>8s} {'saved MiB':>10s} {'util':>6s}")
+        for name, r in results.items():
+            util = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
+            print(f"  {name:26s} {r['forward_s']:8.3f} {r['forward_backward_s']:10.3f} "
+                  f"{r['forward_backward_s'] / base['forward_backward_s']:8.2f} {r['saved_activation_mib']:10.1f} "
+                  f"{util:6.1%}")
+
+
+if __name__ == "__main__":
+    main()
