@@ -5,6 +5,8 @@ in the same process.
     python bench/encoder.py                       # 8 x 250 frames after subsampling, d 512, 6 layers
     python bench/encoder.py --lengths 2,10,30,60  # time and memory as utterances grow (seconds)
     python bench/encoder.py --json
+    python bench/encoder.py --device cuda --bf16 --d-model 1024 --layers 24 --speech-layers 8 \
+        --ffn 4096 --heads 8 --batch 16 --frames 375    # the 0.6B encoder on a GPU: MFU
 
 Every model gets the same number of frames after its own subsampling (mslam and ESPnet: 4x conv2d
 front ends over 10 ms log-mel frames; Hugging Face: its feature extractor's 2-frame stacking, 160-d).
@@ -28,42 +30,50 @@ from mslam.model.encoder import EncoderConfig, FrontEndConfig, JointEncoder, Mod
 
 
 def build_models(d: int, layers: int, ffn: int, heads: int, kernel: int, speech_layers: int) -> dict:
-    """name -> (module, input maker(batch, frames_after_subsampling) -> call)."""
+    """name -> (module, input maker(batch, frames_after_subsampling, generator, device) -> call)."""
     cfg = ModelConfig(frontend=FrontEndConfig(conv_channels=d // 4),
                       encoder=EncoderConfig(d_model=d, ffn_dim=ffn, heads=heads, speech_layers=speech_layers,
                                             shared_layers=layers - speech_layers, conv_kernel=kernel,
                                             conv_norm="group", conv_norm_groups=32))
     ours = JointEncoder(cfg, with_text=False)
 
-    def ours_call(b, t, g):
-        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g), torch.full((b,), 4 * t + 3)
+    def ours_call(b, t, g, dev):
+        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g).to(dev), torch.full((b,), 4 * t + 3, device=dev)
         return lambda: ours(feats, lens)[0]
 
     models = {"mslam": (ours, ours_call)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+    except ImportError:
+        print("espnet is not installed: ESPnet's ConformerEncoder is left out")
+        ConformerEncoder = None
+    if ConformerEncoder is not None:
         # ESPnet's recipe setting: conv2d input layer, relative positions, macaron FFNs, swish.
         espnet = ConformerEncoder(80, output_size=d, attention_heads=heads, linear_units=ffn, num_blocks=layers,
                                   input_layer="conv2d", pos_enc_layer_type="rel_pos", rel_pos_type="latest",
                                   selfattention_layer_type="rel_selfattn", macaron_style=True,
                                   use_cnn_module=True, cnn_module_kernel=kernel, use_flash_attn=False)
 
-    def espnet_call(b, t, g):
-        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g), torch.full((b,), 4 * t + 3)
-        return lambda: espnet(feats, lens)[0]
+        def espnet_call(b, t, g, dev):
+            feats = torch.randn(b, 4 * t + 3, 80, generator=g).to(dev)
+            return lambda: espnet(feats, torch.full((b,), 4 * t + 3, device=dev))[0]
 
-    models["espnet.ConformerEncoder"] = (espnet, espnet_call)
+        models["espnet.ConformerEncoder"] = (espnet, espnet_call)
     try:
         from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
     except ImportError:
+        print("transformers is not installed: Hugging Face's Wav2Vec2BertModel is left out")
         return models
+    # Dropout as in the other two (0.1; HF's defaults are 0): on a CPU its random masks cost ~10%.
     hf = Wav2Vec2BertModel(Wav2Vec2BertConfig(
         hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
-        conv_depthwise_kernel_size=kernel, feature_projection_input_dim=160, add_adapter=False))
+        conv_depthwise_kernel_size=kernel, feature_projection_input_dim=160, add_adapter=False,
+        hidden_dropout=0.1, activation_dropout=0.1, feat_proj_dropout=0.1))
 
-    def hf_call(b, t, g):
-        feats, mask = torch.randn(b, t, 160, generator=g), torch.ones(b, t, dtype=torch.long)
+    def hf_call(b, t, g, dev):
+        feats, mask = torch.randn(b, t, 160, generator=g).to(dev), torch.ones(b, t, dtype=torch.long, device=dev)
         return lambda: hf(input_features=feats, attention_mask=mask).last_hidden_state
 
     models["hf.Wav2Vec2BertModel"] = (hf, hf_call)
@@ -87,27 +97,39 @@ def saved_activation_bytes(fn) -> int:
     return sum(seen.values())
 
 
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int) -> float:
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def mm_flops_per_second(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def mm_flops_per_second(device: str, dtype: torch.dtype) -> float:
+    n = 8192 if device == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n ** 3 / timed(lambda: a @ b, 5)
 
 
-def measure(models: dict, batch: int, frames: int, repeats: int) -> dict:
+def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf16: bool) -> dict:
     g = torch.Generator().manual_seed(0)
     out = {}
     for name, (model, make_call) in models.items():
-        model.train()
-        call = make_call(batch, frames, g)
+        model.to(device).train()
+        forward = make_call(batch, frames, g, device)
+
+        def call():
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                return forward()
 
         def fwd_bwd():
             call().sum().backward()
@@ -121,6 +143,9 @@ def measure(models: dict, batch: int, frames: int, repeats: int) -> dict:
         model.zero_grad(set_to_none=True)
         out[name] = {"forward_s": fwd, "forward_backward_s": both, "flops_fwd_bwd": counter.get_total_flops(),
                      "saved_activation_mib": saved_activation_bytes(call) / 2 ** 20}
+        model.to("cpu")
+        if device == "cuda":
+            torch.cuda.empty_cache()
     return out
 
 
@@ -137,28 +162,31 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--lengths", help="comma-separated utterance lengths in seconds (batch 1) instead")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     models = build_models(args.d_model, args.layers, args.ffn, args.heads, args.kernel, args.speech_layers)
     params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in models.items()}
-    mm = mm_flops_per_second()
-    report = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "threads": args.threads,
+    mm = mm_flops_per_second(args.device, torch.bfloat16 if args.bf16 else torch.float32)
+    machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} {platform.processor()}"
+    report = {"machine": machine.strip(), "threads": args.threads, "bf16": args.bf16,
               "torch": torch.__version__, "params": params, "mm_gflops": mm / 1e9}
     if args.lengths:
-        report["by_length"] = {sec: measure(models, 1, int(float(sec) * 25), args.repeats)
+        report["by_length"] = {sec: measure(models, 1, int(float(sec) * 25), args.repeats, args.device, args.bf16)
                                for sec in args.lengths.split(",")}
     else:
         report["batch"] = f"{args.batch} x {args.frames} frames"
-        report["results"] = measure(models, args.batch, args.frames, args.repeats)
+        report["results"] = measure(models, args.batch, args.frames, args.repeats, args.device, args.bf16)
         for r in report["results"].values():
             r["utilisation"] = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"{report['machine']}, {args.threads} threads, torch {torch.__version__}, "
-          f"torch.mm {mm / 1e9:.0f} GFLOP/s; d {args.d_model}, {args.layers} layers, FFN {args.ffn}, "
+          f"{'bf16 ' if args.bf16 else ''}torch.mm {mm / 1e9:.0f} GFLOP/s; d {args.d_model}, {args.layers} layers, FFN {args.ffn}, "
           f"{args.heads} heads, kernel {args.kernel}")
     for name, n in params.items():
         print(f"  params {name:26s} {n / 1e6:8.2f} M")
