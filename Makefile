@@ -23,7 +23,7 @@ $(STAMP): setup.py Makefile
 	$(PY) -m pip install -q pip==$(PIP_VERSION)
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION)
 	# espnet is installed with torch held at $(TORCH_VERSION), so its requirements cannot move it.
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e '.[test,espnet]'
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e '.[test,espnet,bench]'
 	$(PY) -c "import torch, torchaudio, espnet, mslam; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__"
 	@touch $@
 	@echo "make install: done ($(VENV))"

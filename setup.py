@@ -29,5 +29,6 @@ setup(
     extras_require={
         "test": ["pytest"],
         "espnet": ["espnet==202511"],
+        "bench": ["transformers"],  # Hugging Face's Wav2Vec2BertModel, the peer in bench/encoder.py
     },
 )
