@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from mslam.data.audio import resample
+from mslam.data.kaldi import sha256_file
 
 # ---- what is built -------------------------------------------------------------------------
 
@@ -589,14 +590,6 @@ def build_mc4(corpus: Path, seed: int) -> tuple[dict[str, bytes], dict]:
 
 
 # ---- the tree ------------------------------------------------------------------------------
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def make_fixtures(out_dir: str | os.PathLike, corpus_dir: str | os.PathLike | None = None, seed: int = 0,
                   nj: int = 2) -> dict:

@@ -19,6 +19,7 @@ file and a rename, so a killed writer never leaves a half-written table.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -108,6 +109,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints, downloads, fixture manifests)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike, content: str) -> None:

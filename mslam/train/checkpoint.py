@@ -9,7 +9,6 @@ checkpoint whose state.pt does not match its meta.json is reported and the previ
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from mslam.data.kaldi import sha256_file
 
 log = logging.getLogger("mslam.train")
 PREFIX = "step-"
@@ -30,14 +31,6 @@ class CheckpointError(RuntimeError):
 
 def checkpoint_root(output_dir: str | os.PathLike) -> Path:
     return Path(output_dir) / "checkpoints"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -59,7 +52,7 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, state: dict, keep:
     tmp.mkdir()
     torch.save(state, tmp / "state.pt")
     _fsync(tmp / "state.pt")
-    meta = {"step": step, "bytes": (tmp / "state.pt").stat().st_size, "sha256": _sha256(tmp / "state.pt")}
+    meta = {"step": step, "bytes": (tmp / "state.pt").stat().st_size, "sha256": sha256_file(tmp / "state.pt")}
     (tmp / "meta.json").write_text(json.dumps(meta) + "\n")
     _fsync(tmp / "meta.json")
     _fsync(tmp)
@@ -93,7 +86,7 @@ def verify_checkpoint(path: Path) -> str | None:
         return "state.pt is missing"
     if state.stat().st_size != meta.get("bytes"):
         return f"state.pt has {state.stat().st_size} bytes, meta.json says {meta.get('bytes')} (truncated?)"
-    if _sha256(state) != meta.get("sha256"):
+    if sha256_file(state) != meta.get("sha256"):
         return "state.pt does not match its sha256 (corrupt)"
     return None
 
