@@ -11,11 +11,13 @@ dataclasses.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
@@ -158,3 +160,45 @@ def load_config(source: str | os.PathLike | dict, schema: type[T]) -> T:
 def config_to_dict(cfg: Any) -> dict:
     """The plain-dict form of a loaded config (for saving next to a checkpoint)."""
     return dataclasses.asdict(cfg)
+
+
+def resolve_shipped(name: str | os.PathLike, conf_dir: Path) -> Path:
+    """A YAML path, or the name of a config shipped in `conf_dir` (with or without `.yaml`)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = conf_dir / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in conf_dir.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such config file, and not a shipped config (shipped: {known})")
+
+
+def load_with_overrides(source: str | os.PathLike | dict, schema: type[T], conf_dir: Path,
+                        overrides: list[str] = ()) -> T:
+    """A config from a YAML path / shipped name / dict, with `key.path=value` overrides (values in YAML)."""
+    if isinstance(source, dict):
+        return load_config(apply_overrides(source, overrides), schema)
+    path = resolve_shipped(source, conf_dir)
+    cfg = load_config(path, schema)  # errors name the file
+    if not overrides:
+        return cfg
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return load_config(apply_overrides(data, overrides), schema)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.path=value (e.g. trainer.max_steps=100)")
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{p}' is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return data

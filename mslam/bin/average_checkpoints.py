@@ -16,23 +16,9 @@ from pathlib import Path
 
 import torch
 
-from mslam.train.checkpoint import list_checkpoints, load_checkpoint, verify_checkpoint
+from mslam.train.checkpoint import average_checkpoints, list_checkpoints, verify_checkpoint
 
 log = logging.getLogger("mslam.average")
-
-
-def average_checkpoints(paths: list[Path]) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """The averaged model state dict, and the newest checkpoint's config."""
-    total: dict[str, torch.Tensor] = {}
-    newest: dict[str, torch.Tensor] = {}
-    for path in paths:
-        state = load_checkpoint(path)
-        config = state.get("config")
-        for k, v in state["model"].items():
-            newest[k] = v
-            if v.is_floating_point():
-                total[k] = total[k] + v.double() if k in total else v.double()
-    return {k: (total[k] / len(paths)).to(v.dtype) if k in total else v for k, v in newest.items()}, config
 
 
 def main(argv: list[str] | None = None) -> int:

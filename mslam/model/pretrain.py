@@ -103,6 +103,11 @@ class PretrainBatch:
             return type(part)(**{f.name: _to(getattr(part, f.name), device) for f in fields(part)})
         return PretrainBatch(move(self.speech), move(self.text), move(self.paired))
 
+    def sizes(self) -> dict[str, float]:
+        """Feature frames and characters in the batch (for throughput figures)."""
+        return {"frames": sum(float(p.feat_lens.sum()) for p in (self.speech, self.paired) if p),
+                "chars": sum(float(p.token_lens.sum()) for p in (self.text, self.paired) if p)}
+
 
 # ----------------------------------------------------------------------------- model
 class PretrainModel(nn.Module):

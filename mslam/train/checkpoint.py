@@ -41,8 +41,10 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(output_dir: str | os.PathLike, step: int, state: dict, keep: int) -> Path:
-    """Write `state` as the checkpoint of `step`; keep the newest `keep` checkpoints (0: all)."""
+def save_checkpoint(output_dir: str | os.PathLike, step: int, state: dict, keep: int,
+                    protect: set[int] = frozenset()) -> Path:
+    """Write `state` as the checkpoint of `step`; keep the newest `keep` checkpoints (0: all) and
+    those of the steps in `protect` (e.g. the best on dev)."""
     root = checkpoint_root(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # left by a run killed while saving
@@ -62,8 +64,13 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, state: dict, keep:
     _fsync(root)
     if keep > 0:
         for old in list_checkpoints(output_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            if checkpoint_step(old) not in protect:
+                shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name[len(PREFIX):])
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -125,3 +132,17 @@ def restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def average_checkpoints(paths: list[Path]) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """The averaged model state dict, and the newest checkpoint's config."""
+    total: dict[str, torch.Tensor] = {}
+    newest: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = load_checkpoint(path)
+        config = state.get("config")
+        for k, v in state["model"].items():
+            newest[k] = v
+            if v.is_floating_point():
+                total[k] = total[k] + v.double() if k in total else v.double()
+    return {k: (total[k] / len(paths)).to(v.dtype) if k in total else v for k, v in newest.items()}, config

@@ -40,14 +40,14 @@ def init_distributed(device: str = "auto") -> DistEnv:
     return DistEnv(rank, world, local, dev)
 
 
-def wrap_model(model: torch.nn.Module, parallel: str, env: DistEnv) -> torch.nn.Module:
+def wrap_model(model: torch.nn.Module, parallel: str, env: DistEnv, find_unused: bool = False) -> torch.nn.Module:
     """`ddp`: replicas with averaged gradients; `fsdp`: FSDP2 (parameters, gradients and optimiser
     state sharded per Conformer block); either is a no-op in a single process."""
     if not env.distributed:
         return model
     if parallel == "ddp":
         ids = [env.device.index] if env.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
     if parallel == "fsdp":
         from torch.distributed.fsdp import fully_shard
         from mslam.model.conformer import ConformerBlock

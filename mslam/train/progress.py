@@ -13,7 +13,8 @@ from tqdm import tqdm
 from mslam.data.kaldi import atomic_write_text
 
 # Shown in the bar (the JSON log and TensorBoard get everything).
-BAR_KEYS = ("loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc")
+BAR_KEYS = ("loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc",
+            "st", "mt", "asr", "intent_acc", "langid_acc")
 
 
 def read_json_log(path: str | os.PathLike) -> list[dict]:
@@ -21,23 +22,29 @@ def read_json_log(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _open_log(path: Path, start_step: int):
+    """Open a JSON-lines log for appending, first dropping what a killed run logged after its last
+    checkpoint."""
+    if path.exists():
+        kept = [r for r in read_json_log(path) if r["step"] <= start_step]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return open(path, "a", encoding="utf-8")
+
+
 class TrainReport:
     def __init__(self, output_dir: str | os.PathLike, start_step: int, max_steps: int, enabled: bool,
-                 tensorboard: bool = True, progress_bar: bool = True):
+                 tensorboard: bool = True, progress_bar: bool = True, name: str = "train"):
         self.enabled = enabled
         if not enabled:
             return
         out = Path(output_dir)
-        self.json_path = out / "train.jsonl"
-        if self.json_path.exists():  # drop what a killed run logged after its last checkpoint
-            kept = [r for r in read_json_log(self.json_path) if r["step"] <= start_step]
-            atomic_write_text(self.json_path, "".join(json.dumps(r) + "\n" for r in kept))
-        self.json_file = open(self.json_path, "a", encoding="utf-8")
+        self.json_file = _open_log(out / "train.jsonl", start_step)
+        self.dev_path, self.dev_file, self.start_step = out / "dev.jsonl", None, start_step
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(out / "tensorboard", purge_step=start_step + 1)
-        self.bar = tqdm(total=max_steps, initial=start_step, desc="pretrain", dynamic_ncols=True,
+        self.bar = tqdm(total=max_steps, initial=start_step, desc=name, dynamic_ncols=True,
                         disable=not progress_bar, mininterval=1.0)
 
     def log(self, record: dict) -> None:
@@ -57,6 +64,21 @@ class TrainReport:
         shown["wait"] = f"{record.get('data_wait_frac', 0):.0%}"
         self.bar.set_postfix(shown, refresh=False)
 
+    def log_dev(self, record: dict) -> None:
+        """A dev evaluation: dev.jsonl, TensorBoard (dev/...) and a line under the progress bar."""
+        if not self.enabled:
+            return
+        if self.dev_file is None:
+            self.dev_file = _open_log(self.dev_path, self.start_step)
+        self.dev_file.write(json.dumps(record) + "\n")
+        self.dev_file.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, float):
+                    self.tb.add_scalar(f"dev/{k}", v, record["step"])
+        shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+        self.bar.write(f"dev: {shown}")
+
     def advance(self, steps: int = 1) -> None:
         if self.enabled:
             self.bar.update(steps)
@@ -69,5 +91,7 @@ class TrainReport:
         if self.enabled:
             self.bar.close()
             self.json_file.close()
+            if self.dev_file is not None:
+                self.dev_file.close()
             if self.tb is not None:
                 self.tb.close()

@@ -46,7 +46,7 @@ def pretrain(cfg: PretrainConfig, output_dir: str | Path, *, resume: bool = Fals
              progress_bar: bool = True) -> None:
     env = D.init_distributed(cfg.trainer.device)
     try:
-        Trainer(cfg, Path(output_dir), env, resume).run(progress_bar)
+        PretrainTrainer(cfg, Path(output_dir), env, resume).run(progress_bar)
     finally:
         D.shutdown(env)
 
@@ -59,33 +59,63 @@ class StepResult:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, out: Path, env: D.DistEnv, resume: bool):
+    """The loop, checkpoints and logs. A subclass says what is trained on what: `setup` returns the
+    model and the data (a Dataset whose item `s` is the StepBatch of step s)."""
+    name = "train"
+    find_unused_parameters = False  # DDP: some parameters get no gradient in some steps
+
+    def __init__(self, cfg, out: Path, env: D.DistEnv, resume: bool):
         self.cfg, self.out, self.env, tc = cfg, out, env, cfg.trainer
         checkpoint = resume_point(out, resume)
-        vocab = cfg.data.path(cfg.data.vocab)
-        if not vocab.is_file():
-            raise ConfigError(f"data.vocab: {vocab} not found; build it with python -m mslam.bin.build_char_vocab")
-        tokenizer = CharTokenizer.load(vocab)
-        cfg.model.vocab_size = vocab_size_for(cfg.model.vocab_size, tokenizer, vocab)
         torch.manual_seed(tc.seed)  # the same initial parameters in every process
-        model = build_pretrain_model(cfg).to(env.device)
+        model, self.data = self.setup()
+        model = model.to(env.device)
         for stack in model.modules():
             if isinstance(stack, ConformerStack):
                 stack.checkpoint_activations = tc.activation_checkpointing
-        self.model = D.wrap_model(model, tc.parallel, env)
-        self.optimizer, self.scheduler = build_optimizer(self.model, cfg.optim)
+        self.model = D.wrap_model(model, tc.parallel, env, find_unused=self.find_unused_parameters)
+        self.optimizer, self.scheduler = self.build_optimizer(self.model)
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=tc.precision == "fp16")
-        self.data = PretrainBatches(cfg.data, tokenizer, seed=tc.seed, rank=env.rank, world_size=env.world_size,
-                                    grad_accum=tc.grad_accum, cache_dir=out / "manifests")
         self.step, self.nonfinite_in_row = 0, 0
         if checkpoint is not None:
             self.restore(checkpoint)
         if env.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-            for name, sampler in self.data.samplers.items():
-                shares = ", ".join(f"{k} {v:.2f}" for k, v in sampler.language_share().items())
-                log.info("data.%s: %d items; languages drawn with p = %s", name, len(sampler.lengths), shares)
+            self.describe()
+
+    # -- what a task defines --
+    def setup(self) -> tuple[torch.nn.Module, torch.utils.data.Dataset]:
+        raise NotImplementedError
+
+    def build_optimizer(self, model: torch.nn.Module):
+        return build_optimizer(model, self.cfg.optim)
+
+    def describe(self) -> None:
+        """Log what the run trains on (main process, once)."""
+
+    def after_step(self, report: TrainReport) -> bool:
+        """Called after every step (e.g. to evaluate); True stops the run."""
+        return False
+
+    def task_state(self) -> dict:
+        """Task state beyond model and optimiser that a resumed run needs (saved in checkpoints)."""
+        return {}
+
+    def load_task_state(self, state: dict) -> None:
+        pass
+
+    def protected_steps(self) -> set[int]:
+        """Checkpoints never pruned (e.g. the best on dev)."""
+        return set()
+
+    def should_save(self) -> bool:
+        tc = self.cfg.trainer
+        return self.step % tc.save_every == 0 or self.step == tc.max_steps
+
+    def data_state(self) -> dict:
+        """What decides the data order from here on; compared on resume."""
+        return {"seed": self.cfg.trainer.seed}
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress_bar: bool = True) -> None:
@@ -94,7 +124,7 @@ class Trainer:
             self.data, sampler=range(self.step + 1, tc.max_steps + 1), batch_size=None, collate_fn=_as_is,
             num_workers=self.cfg.data.num_workers, persistent_workers=self.cfg.data.num_workers > 0,
             prefetch_factor=self.cfg.data.prefetch_steps if self.cfg.data.num_workers > 0 else None)
-        report = TrainReport(self.out, self.step, tc.max_steps, env.is_main, tc.tensorboard, progress_bar)
+        report = TrainReport(self.out, self.step, tc.max_steps, env.is_main, tc.tensorboard, progress_bar, self.name)
         window = LogWindow()
         t_ready = time.perf_counter()
         for batch in loader:
@@ -108,9 +138,12 @@ class Trainer:
             if self.step % tc.log_every == 0 or self.step == tc.max_steps:
                 report.log(window.record(self.step, lr, self.scaler, env))
                 window = LogWindow()
-            if self.step % tc.save_every == 0 or self.step == tc.max_steps:
+            stop = self.after_step(report)
+            if self.should_save() or stop:
                 self.save()
             report.advance()
+            if stop:
+                break
             t_ready = time.perf_counter()
         report.close()
 
@@ -136,8 +169,8 @@ class Trainer:
                 self.scaler.scale(loss).backward()
             for key, v in out.items():
                 sums[key] = sums[key] + v.detach().float()
-            sums["frames"] = sums["frames"] + sum(float(p.feat_lens.sum()) for p in (micro.speech, micro.paired) if p)
-            sums["chars"] = sums["chars"] + sum(float(p.token_lens.sum()) for p in (micro.text, micro.paired) if p)
+            for key, v in micro.sizes().items():  # frames and characters, for throughput
+                sums[key] = sums[key] + v
             sums["micro_batches"] = sums["micro_batches"] + 1.0
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.clip_grad_norm or math.inf
@@ -168,8 +201,9 @@ class Trainer:
             state = {"step": self.step, "model": model_state, "optimizer": optim_state,
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                      "data": self.data_state(), "nonfinite_in_row": self.nonfinite_in_row,
-                     "rng": rng_states(), "config": config_to_dict(self.cfg)}
-            path = save_checkpoint(self.out, self.step, state, self.cfg.trainer.keep_checkpoints)
+                     "rng": rng_states(), "config": config_to_dict(self.cfg), "task": self.task_state()}
+            path = save_checkpoint(self.out, self.step, state, self.cfg.trainer.keep_checkpoints,
+                                   self.protected_steps())
             log.debug("saved %s", path)
         D.barrier(self.env)
 
@@ -180,12 +214,34 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_states(state["rng"])
         self.step, self.nonfinite_in_row = state["step"], state["nonfinite_in_row"]
+        self.load_task_state(state.get("task", {}))
         changed = [k for k, v in self.data_state().items() if state["data"].get(k) != v]
         if changed:
             log.warning("resuming from %s with different data settings (%s): the data order after step %d "
                         "differs from the original run's", path, ", ".join(changed), self.step)
         if self.env.is_main:
             log.info("resumed from %s (step %d)", path, self.step)
+
+class PretrainTrainer(Trainer):
+    name = "pretrain"
+
+    def setup(self):
+        cfg = self.cfg
+        vocab = cfg.data.path(cfg.data.vocab)
+        if not vocab.is_file():
+            raise ConfigError(f"data.vocab: {vocab} not found; build it with python -m mslam.bin.build_char_vocab")
+        tokenizer = CharTokenizer.load(vocab)
+        cfg.model.vocab_size = vocab_size_for(cfg.model.vocab_size, tokenizer, vocab)
+        model = build_pretrain_model(cfg)
+        data = PretrainBatches(cfg.data, tokenizer, seed=cfg.trainer.seed, rank=self.env.rank,
+                               world_size=self.env.world_size, grad_accum=cfg.trainer.grad_accum,
+                               cache_dir=self.out / "manifests")
+        return model, data
+
+    def describe(self) -> None:
+        for name, sampler in self.data.samplers.items():
+            shares = ", ".join(f"{k} {v:.2f}" for k, v in sampler.language_share().items())
+            log.info("data.%s: %d items; languages drawn with p = %s", name, len(sampler.lengths), shares)
 
     def data_state(self) -> dict:
         """What decides the data order from here on (the sampler's whole state is the step number)."""
