@@ -118,6 +118,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """What a user may name as "the checkpoint": a step dir (`.../checkpoints/step-N`), its state.pt or
+    meta.json, a .pt file, or a run dir or its `checkpoints/` dir (then its newest intact checkpoint)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {path}: no such file or directory (give a checkpoint dir "
+                              "OUTPUT_DIR/checkpoints/step-N, a .pt file, or the run's OUTPUT_DIR)")
+    if p.is_file() and p.name == "meta.json":
+        return p.parent
+    if p.is_file() or (p / "state.pt").exists() or (p / "meta.json").exists():
+        return p
+    run = p.parent if p.name == "checkpoints" else p
+    if not list_checkpoints(run):
+        raise CheckpointError(f"checkpoint {path}: neither a checkpoint dir (state.pt + meta.json) nor a run "
+                              "dir with checkpoints/step-N")
+    found = latest_valid_checkpoint(run)
+    if found is None:
+        raise CheckpointError(f"checkpoint {path}: every checkpoint under {checkpoint_root(run)} is unusable "
+                              "(see the warnings above)")
+    return found
+
+
+def load_model_state(path: str | os.PathLike) -> tuple[dict, dict, Path]:
+    """(model state dict, config dict, resolved path) of a checkpoint named as `resolve_checkpoint` takes,
+    or of a .pt file holding {"model", "config"} (average_checkpoints, fine-tuning's final.pt)."""
+    path = resolve_checkpoint(path)
+    try:
+        state = load_checkpoint(path)  # a dir: verified against meta.json first
+    except CheckpointError:
+        raise
+    except Exception as e:  # not a torch file at all
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({e.__class__.__name__}: {e})") from e
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(
+            state.get("config"), dict):
+        raise CheckpointError(f"{path}: not an mslam checkpoint (expected a state with 'model' and 'config')")
+    return state["model"], state["config"], path
+
+
 # ----------------------------------------------------------------------------- RNG states
 def rng_states() -> dict:
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

@@ -1,0 +1,173 @@
+"""Fine-tuning models: the (pre-trained) joint encoder with a task head.
+
+    st      encoder -> Transformer decoder over SentencePiece targets; joint ST+MT also feeds source
+            text through the character front end and the shared layers to the same decoder
+    asr     encoder -> RNN-T (LSTM prediction + joint network), or a CTC layer
+    intent  encoder -> mean pooling -> linear       (MINDS-14)
+    langid  encoder -> mean pooling -> linear       (FLEURS)
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mslam.data.finetune_data import FinetuneBatch
+from mslam.losses import ctc_loss
+from mslam.model.conformer import lengths_to_valid
+from mslam.model.decoders import (PooledClassifier, RNNTConfig, RNNTDecoder, TransformerDecoder,
+                                  TransformerDecoderConfig, ctc_greedy, ctc_prefix_beam_search)
+from mslam.model.encoder import JointEncoder, ModelConfig
+
+TASKS = ("st", "asr", "intent", "langid")
+
+
+@dataclass
+class SpecAugmentConfig:
+    freq_masks: int = 2          # SpecAugment LD policy (Park et al. 2019); unknown for mSLAM
+    freq_width: int = 27         # a mask covers up to this many of the 80 mel bins
+    time_masks: int = 2
+    time_width: float = 0.05     # a mask covers up to this fraction of the utterance
+
+
+@dataclass
+class HeadConfig:
+    asr_decoder: Literal["rnnt", "ctc"] = "rnnt"   # paper: RNN-T; CTC is the lighter option
+    rnnt: RNNTConfig = field(default_factory=RNNTConfig)
+    decoder: TransformerDecoderConfig = field(default_factory=TransformerDecoderConfig)
+    classifier_dropout: float = 0.1                # unknown in the paper
+    mt_weight: float = 5.0                         # paper: joint ST+MT, weight 5.0 on the MT loss
+
+
+@dataclass
+class DecodeConfig:
+    method: Literal["beam", "greedy"] = "beam"
+    beam: int = 5                # unknown in the paper
+    length_penalty: float = 1.0  # alpha of ((5+|y|)/6)^alpha (translation)
+    max_len_ratio: float = 0.5   # translation: at most this many tokens per encoder frame (+5)
+    max_len: int = 256
+
+
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig) -> torch.Tensor:
+    """Frequency and time masks per utterance, filled with the utterance's mean (works with or without
+    CMVN). Masks draw from torch's generator, which the trainer seeds per micro-batch."""
+    b, t, f = feats.shape
+    valid = lengths_to_valid(lengths, t)[..., None]
+    mean = (feats * valid).sum((1, 2), keepdim=True) / (lengths[:, None, None] * f).clamp(min=1)
+    masked = torch.zeros(b, t, f, dtype=torch.bool, device=feats.device)
+    for axis_len, count, widest, dim in ((torch.full_like(lengths, f), cfg.freq_masks,
+                                          torch.full_like(lengths, cfg.freq_width), 2),
+                                         (lengths, cfg.time_masks, (lengths * cfg.time_width).long(), 1)):
+        pos = torch.arange(feats.shape[dim], device=feats.device)
+        for _ in range(count):
+            width = (torch.rand(b, device=feats.device) * (widest + 1)).long()
+            start = (torch.rand(b, device=feats.device) * (axis_len - width + 1).clamp(min=1)).long()
+            hit = (pos[None] >= start[:, None]) & (pos[None] < (start + width)[:, None])
+            masked |= hit[:, None, :] if dim == 2 else hit[:, :, None]
+    return torch.where(masked, mean, feats)
+
+
+class FinetuneModel(nn.Module):
+    def __init__(self, task: str, model_cfg: ModelConfig, head: HeadConfig, num_targets: int, *,
+                 spec_augment: SpecAugmentConfig | None = None, freeze_encoder_steps: int = 0,
+                 pad_id: int = 0, bos_id: int = 2, eos_id: int = 3):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r} (one of {', '.join(TASKS)})")
+        self.task, self.head_cfg, self.spec_cfg = task, head, spec_augment
+        self.freeze_encoder_steps = freeze_encoder_steps
+        self.encoder = JointEncoder(model_cfg, with_text=task == "st")  # ST: text input for MT and zero-shot
+        d = model_cfg.encoder.d_model
+        if task == "st":
+            self.decoder = TransformerDecoder(head.decoder, num_targets, d, pad_id=pad_id, bos_id=bos_id,
+                                              eos_id=eos_id)
+        elif task == "asr" and head.asr_decoder == "rnnt":
+            self.decoder = RNNTDecoder(head.rnnt, num_targets, d, blank_id=model_cfg.blank_id)
+        elif task == "asr":
+            self.decoder = nn.Linear(d, num_targets)
+        else:
+            self.decoder = PooledClassifier(d, num_targets, head.classifier_dropout)
+
+    @property
+    def uses_rnnt(self) -> bool:
+        return isinstance(self.decoder, RNNTDecoder)
+
+    # -- encoding --
+    def encoder_frozen(self, step: int) -> bool:
+        return self.training and step <= self.freeze_encoder_steps
+
+    def encode_speech(self, feats, feat_lens, step: int = 0):
+        if self.training and self.spec_cfg is not None:
+            feats = spec_augment(feats, feat_lens, self.spec_cfg)
+        with torch.no_grad() if self.encoder_frozen(step) else nullcontext():
+            return self.encoder(feats, feat_lens)
+
+    def encode_text(self, tokens, token_lens, step: int = 0):
+        with torch.no_grad() if self.encoder_frozen(step) else nullcontext():
+            return self.encoder.encode_text(tokens, token_lens), token_lens
+
+    # -- training --
+    def forward(self, batch: FinetuneBatch, step: int = 0) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        terms = []
+        if batch.feats is not None:
+            enc, lens = self.encode_speech(batch.feats, batch.feat_lens, step)
+            loss, acc = self.task_loss(enc, lens, batch.targets, batch.target_lens)
+            out[self.task], terms = loss, [loss]
+            if acc is not None:
+                out[f"{self.task}_acc"] = acc
+        if batch.text is not None:  # joint ST+MT: text through the same encoder and decoder
+            enc, lens = self.encode_text(batch.text, batch.text_lens, step)
+            out["mt"], out["mt_acc"] = self.decoder.loss(enc, lens, batch.text_targets, batch.text_target_lens)
+            terms.append(self.head_cfg.mt_weight * out["mt"])
+        out["loss"] = torch.stack(terms).sum()
+        return out
+
+    def task_loss(self, enc, lens, targets, target_lens):
+        if self.task == "st":
+            return self.decoder.loss(enc, lens, targets, target_lens)
+        if self.task == "asr" and self.uses_rnnt:
+            return self.decoder.loss(enc, lens, targets, target_lens), None
+        if self.task == "asr":
+            return ctc_loss(self.decoder(enc), lens, targets, target_lens, blank=0), None
+        logits = self.decoder(enc, lens)
+        return F.cross_entropy(logits.float(), targets), (logits.argmax(-1) == targets).float().mean().detach()
+
+    # -- inference --
+    @torch.no_grad()
+    def decode(self, batch: FinetuneBatch, cfg: DecodeConfig) -> list:
+        """Token-id lists (st, asr) or class indices (intent, langid), one per input in the batch;
+        a batch with text instead of speech is translated from text (zero-shot or MT)."""
+        if batch.feats is not None:
+            enc, lens = self.encode_speech(batch.feats, batch.feat_lens)
+        else:
+            enc, lens = self.encode_text(batch.text, batch.text_lens)
+        greedy = cfg.method == "greedy"
+        if self.task == "st":
+            return self.decoder.beam_search(enc, lens, beam=1 if greedy else cfg.beam, alpha=cfg.length_penalty,
+                                            max_len_ratio=cfg.max_len_ratio, max_len=cfg.max_len)
+        if self.task == "asr" and self.uses_rnnt:
+            return self.decoder.greedy_search(enc, lens) if greedy else self.decoder.beam_search(enc, lens, cfg.beam)
+        if self.task == "asr":
+            logits = self.decoder(enc)
+            return ctc_greedy(logits, lens) if greedy else ctc_prefix_beam_search(logits, lens, cfg.beam)
+        return self.decoder(enc, lens).argmax(-1).tolist()
+
+    def parameter_groups(self) -> tuple[list[tuple[int, list[nn.Parameter]]], list[nn.Parameter]]:
+        """Encoder parameters by depth from the top (0 = the top layer and the text front end's
+        neighbours), and the head's parameters: for layer-wise learning rates."""
+        enc = self.encoder
+        layers = [*enc.speech_layers.layers, *enc.shared_layers.layers]
+        groups = [(len(layers) - i - 1, list(layer.parameters())) for i, layer in enumerate(layers)]
+        groups.append((len(layers), list(enc.speech_frontend.parameters())))
+        if enc.text_frontend is not None:
+            groups.append((len(layers) - len(enc.shared_layers.layers), list(enc.text_frontend.parameters())))
+        seen = {id(p) for _, ps in groups for p in ps}
+        rest = [p for p in enc.parameters() if id(p) not in seen]
+        if rest:
+            groups.append((0, rest))
+        return groups, list(self.decoder.parameters())

@@ -1,0 +1,170 @@
+"""Fine-tuning end to end on the tiny toy corpus: every task overfits a few utterances to exact
+output through the real commands' functions (train -> final.pt -> decode), --init from a
+pre-training run versus from scratch, resume, early stopping, and the learning-rate groups."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mslam.bin.decode import decode
+from mslam.data.kaldi import read_table
+from mslam.tasks.finetune import build_finetune_model, build_finetune_optimizer, finetune, load_finetune_config
+
+TINY_MODEL = {"vocab_size": 512, "frontend": {"conv_channels": 8},
+              "encoder": {"d_model": 64, "ffn_dim": 128, "heads": 4, "speech_layers": 1, "shared_layers": 1,
+                          "conv_norm_groups": 8, "dropout": 0.0}}
+TINY_HEAD = {"decoder": {"layers": 1, "d_model": 64, "heads": 4, "ffn_dim": 128, "dropout": 0.0,
+                         "label_smoothing": 0.0},
+             "rnnt": {"layers": 1, "hidden": 64, "joint_dim": 64, "dropout": 0.0}, "classifier_dropout": 0.0}
+
+
+def tiny_config(corpus: Path, task: str, train: str, steps: int, lr: float = 2e-3, **sections):
+    cfg = {"task": task, "model": TINY_MODEL, "head": TINY_HEAD, "spec_augment": None,
+           "data": {"root": str(corpus), "train": [train], "dev": [train], "char_vocab": "chars.txt",
+                    "spm_vocab_size": 60, "num_workers": 0},
+           "optim": {"encoder_lr": lr, "encoder_warmup": 10, "head_lr": lr, "head_warmup": 10},
+           "trainer": {"max_steps": steps, "eval_every": steps, "save_every": steps, "log_every": 10,
+                       "tensorboard": False, "device": "cpu", "average_best": 1}}
+    for name, values in sections.items():
+        cfg[name] = {**(cfg.get(name) or {}), **values} if isinstance(values, dict) else values
+    return load_finetune_config(cfg)
+
+
+def references(data: Path, table: str) -> dict[str, str]:
+    return read_table(data / table)
+
+
+# --------------------------------------------------------------------------- overfitting, per task
+OVERFIT = {  # name: (task, data dir, reference table, steps, learning rate, extra config)
+    "intent": ("intent", "few/intent", "utt2intent", 60, 2e-3, {}),
+    "langid": ("langid", "few/langid", "utt2lang", 60, 2e-3, {}),
+    "asr-ctc": ("asr", "few/asr", "text", 200, 5e-3, {"head": {"asr_decoder": "ctc"}}),
+    "asr-rnnt": ("asr", "few/asr", "text", 300, 5e-3, {}),
+    "st+mt": ("st", "few/st", "text.en", 150, 3e-3, {"data": {"mt_train": ["few/mt"]}}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(OVERFIT))
+def test_each_task_overfits_a_few_utterances(ft_corpus, tmp_path, name):
+    task, data, table, steps, lr, extra = OVERFIT[name]
+    cfg = tiny_config(ft_corpus, task, data, steps, lr, **extra)
+    torch.manual_seed(0)
+    final = finetune(cfg, tmp_path / "exp", progress_bar=False)
+    assert final.is_file()
+    hyp = decode(tmp_path / "exp", ft_corpus / data, tmp_path / "decode", progress=False)
+    assert read_table(hyp, allow_empty_value=True) == references(ft_corpus / data, table)
+    if task == "st":  # the MT half of joint training: the same model translates the source text
+        hyp = decode(tmp_path / "exp", ft_corpus / "few/mt", tmp_path / "decode_mt", text_input=True, progress=False)
+        assert read_table(hyp) == references(ft_corpus / "few/mt", "text.en")
+
+
+# --------------------------------------------------------------------------- --init versus from scratch
+def encoder_tensors(state: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k.startswith("encoder.") and not k.startswith("encoder.text_frontend")}
+
+
+@pytest.mark.slow
+def test_init_loads_the_pretrained_encoder_and_no_init_trains_from_scratch(ft_corpus, tmp_path):
+    from mslam.bin.finetune import main as finetune_main
+    from mslam.tasks.pretrain import load_pretrain_config
+    from mslam.train.trainer import pretrain
+    pre = tmp_path / "pretrain"
+    pretrain(load_pretrain_config("tiny", [
+        f"data.root={ft_corpus}", "data.vocab=chars.txt", "model.vocab_size=512",
+        "data.speech={dirs: [speech/train], batch_sequences: 4}", "data.num_workers=0", "trainer.max_steps=2",
+        "trainer.save_every=2", "trainer.tensorboard=false", "trainer.device=cpu"]), pre, progress_bar=False)
+    pretrained = torch.load(pre / "checkpoints/step-00000002/state.pt", weights_only=False)["model"]
+
+    config = tmp_path / "intent.yaml"
+    import yaml
+    from mslam.config import config_to_dict
+    yaml.safe_dump(config_to_dict(tiny_config(ft_corpus, "intent", "few/intent", 4)), config.open("w"))
+    frozen = ["--set", "optim.freeze_encoder_steps=4"]
+    assert finetune_main(["--config", str(config), "--init", str(pre), "--output-dir", str(tmp_path / "init"),
+                          "--no-progress", *frozen]) == 0
+    assert finetune_main(["--config", str(config), "--output-dir", str(tmp_path / "scratch"),
+                          "--no-progress", *frozen]) == 0
+    init = torch.load(tmp_path / "init/final.pt", weights_only=False)
+    scratch = torch.load(tmp_path / "scratch/final.pt", weights_only=False)
+    want = encoder_tensors(pretrained)
+    got = encoder_tensors(init["model"])
+    assert set(got) == set(want)
+    for k in want:  # frozen for the whole run: exactly the pre-trained weights
+        assert torch.equal(got[k], want[k]), k
+    assert init["config"]["model"] == pretrained_config(pre)["model"]
+    assert any(not torch.equal(encoder_tensors(scratch["model"])[k], want[k]) for k in want)
+    head = "decoder.out.weight"  # the classifier trained in both runs
+    assert not torch.equal(init["model"][head], scratch["model"][head])
+
+
+def pretrained_config(run: Path) -> dict:
+    import yaml
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+# --------------------------------------------------------------------------- resume, early stopping
+@pytest.mark.slow
+def test_resume_continues_exactly(ft_corpus, tmp_path):
+    cfg = lambda: tiny_config(ft_corpus, "intent", "few/intent", 8, trainer={  # noqa: E731
+        "max_steps": 8, "eval_every": 4, "save_every": 4, "log_every": 1, "tensorboard": False, "device": "cpu",
+        "average_best": 1}, spec_augment={"freq_masks": 1, "time_masks": 1})
+    finetune(cfg(), tmp_path / "straight", progress_bar=False)
+    half = cfg()
+    half.trainer.max_steps = 4
+    finetune(half, tmp_path / "resumed", progress_bar=False)
+    finetune(cfg(), tmp_path / "resumed", resume=True, progress_bar=False)
+    a = torch.load(tmp_path / "straight/checkpoints/step-00000008/state.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed/checkpoints/step-00000008/state.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["task"]["dev_history"] == b["task"]["dev_history"]
+    assert (tmp_path / "straight/dev.jsonl").read_text() == (tmp_path / "resumed/dev.jsonl").read_text()
+
+
+def test_early_stopping_keeps_the_best_checkpoint(ft_corpus, tmp_path):
+    cfg = tiny_config(ft_corpus, "intent", "few/intent", 40, lr=1e-12, trainer={
+        "max_steps": 40, "eval_every": 2, "save_every": 100, "keep_checkpoints": 1, "keep_best": 1,
+        "early_stop_patience": 2, "tensorboard": False, "device": "cpu", "average_best": 1})
+    finetune(cfg, tmp_path / "exp", progress_bar=False)
+    # With no learning every evaluation ties; the first is the best, and two more end the run.
+    steps = sorted(p.name for p in (tmp_path / "exp/checkpoints").iterdir())
+    assert steps == ["step-00000002", "step-00000006"]
+    assert torch.load(tmp_path / "exp/final.pt", weights_only=False)["steps"] == [2]
+    finetune(cfg, tmp_path / "exp", resume=True, progress_bar=False)  # a finished run stays finished
+    assert sorted(p.name for p in (tmp_path / "exp/checkpoints").iterdir()) == steps
+
+
+# --------------------------------------------------------------------------- optimiser groups
+def test_layerwise_learning_rates_and_separate_warmups(ft_corpus):
+    cfg = tiny_config(ft_corpus, "st", "few/st", 10, optim={"encoder_lr": 1e-3, "encoder_warmup": 10,
+                                                            "head_lr": 4e-3, "head_warmup": 2, "layer_lr_decay": 0.5})
+    model = build_finetune_model(cfg, 30)
+    optimizer, scheduler = build_finetune_optimizer(model, cfg.optim)
+    groups = optimizer.param_groups
+    head = groups[-1]
+    assert {id(p) for p in head["params"]} == {id(p) for p in model.decoder.parameters()}
+    top = model.encoder.shared_layers.layers[-1]
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    # step 1: warm-up fractions 1/10 (encoder) and 1/2 (head)
+    assert lr_of[id(next(top.parameters()))] == pytest.approx(1e-3 / 10)
+    assert lr_of[id(next(model.encoder.speech_layers.layers[0].parameters()))] == pytest.approx(1e-3 * 0.5 / 10)
+    assert lr_of[id(next(model.encoder.speech_frontend.parameters()))] == pytest.approx(1e-3 * 0.25 / 10)
+    assert head["lr"] == pytest.approx(4e-3 / 2)
+    all_params = {id(p) for p in model.parameters()}
+    assert set(lr_of) == all_params and sum(len(g["params"]) for g in groups) == len(all_params)
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    assert groups[-1]["lr"] == pytest.approx(4e-3 * (2 / 4) ** 0.5)  # step 4: past the head's warm-up
+
+
+def test_a_data_dir_without_the_task_targets_is_named(ft_corpus, tmp_path, capsys):
+    from mslam.bin.finetune import main as finetune_main
+    code = finetune_main(["--task", "intent", "--output-dir", str(tmp_path / "x"), "--no-progress", "--set",
+                          f"data.root={ft_corpus}", "data.train=[asr/train]"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "utt2intent" in err and "asr/train" in err
