@@ -1,0 +1,59 @@
+"""Markdown tables in the shape of the paper's: one row per model, the paper's columns.
+
+    st        CoVoST 2 X->En BLEU: high | mid | low | all
+    asr       average WER per test set (paper: VoxPopuli | BABEL | MLS)
+    cls       MINDS-14 intent accuracy | FLEURS LangID accuracy
+    zeroshot  text->En BLEU per source language | all (an ST model fine-tuned on speech only)
+
+Inputs are the scores.json files `mslam.bin.score` writes; a missing figure is shown as "-".
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+TABLE_KINDS = ("st", "asr", "cls", "zeroshot")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        return "-" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def headline(scores: dict) -> float:
+    """The one number of a scores.json: average WER, accuracy, or BLEU over all languages."""
+    if scores["task"] == "asr":
+        return scores["average"]["wer"]
+    if scores["task"] in ("intent", "langid"):
+        return scores["accuracy"]
+    return scores["groups"]["all"]
+
+
+def st_table(models: Mapping[str, dict]) -> str:
+    columns = ["high", "mid", "low", "all"]
+    rows = [[name, *(s["groups"].get(c) for c in columns)] for name, s in models.items()]
+    return markdown_table(["X -> English (BLEU)", *columns], rows)
+
+
+def asr_table(models: Mapping[str, Mapping[str, dict]]) -> str:
+    """models: name -> {test set name: asr scores}."""
+    sets = list(dict.fromkeys(k for per_set in models.values() for k in per_set))
+    rows = [[name, *(per_set[k]["average"]["wer"] if k in per_set else None for k in sets)]
+            for name, per_set in models.items()]
+    return markdown_table(["Model (avg. WER %)", *sets], rows)
+
+
+def cls_table(models: Mapping[str, Mapping[str, dict]], columns: Mapping[str, str] | None = None) -> str:
+    """models: name -> {"intent": scores, "langid": scores}."""
+    columns = columns or {"intent": "MINDS-14 acc.", "langid": "LangID acc."}
+    rows = [[name, *(per[k]["accuracy"] if k in per else None for k in columns)] for name, per in models.items()]
+    return markdown_table(["Model", *columns.values()], rows)
+
+
+def zeroshot_table(models: Mapping[str, dict]) -> str:
+    langs = sorted({lang for s in models.values() for lang in s["languages"]})
+    rows = [[name, *(s["languages"].get(lang, {}).get("bleu") for lang in langs), s["groups"]["all"]]
+            for name, s in models.items()]
+    return markdown_table(["Text -> English (BLEU)", *langs, "all"], rows)
