@@ -90,7 +90,9 @@ class TransformerDecoder(nn.Module):
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
         done = [False] * batch
         for t in range(max(limits)):
-            logp = self.logits(seqs, memory, memory_pad)[:, -1].float().log_softmax(-1)
+            logits = self.logits(seqs, memory, memory_pad)[:, -1].float()
+            logits[:, [self.pad_id, self.bos_id]] = NEG_INF  # never part of an output
+            logp = logits.log_softmax(-1)
             vocab = logp.shape[-1]
             top_s, top_i = (scores.view(-1, 1) + logp).view(batch, -1).topk(2 * beam, dim=-1)
             prefixes, tokens, new_scores = [], [], []

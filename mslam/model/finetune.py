@@ -148,7 +148,8 @@ class FinetuneModel(nn.Module):
             enc, lens = self.encode_text(batch.text, batch.text_lens)
         greedy = cfg.method == "greedy"
         if self.task == "st":
-            return self.decoder.beam_search(enc, lens, beam=1 if greedy else cfg.beam, alpha=cfg.length_penalty,
+            return self.decoder.beam_search(enc, lens, beam=1 if greedy else cfg.beam,
+                                            alpha=0.0 if greedy else cfg.length_penalty,
                                             max_len_ratio=cfg.max_len_ratio, max_len=cfg.max_len)
         if self.task == "asr" and self.uses_rnnt:
             return self.decoder.greedy_search(enc, lens) if greedy else self.decoder.beam_search(enc, lens, cfg.beam)

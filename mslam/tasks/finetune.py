@@ -98,6 +98,7 @@ class FinetuneConfig:
     task: Literal["st", "asr", "intent", "langid"] = "asr"
     init: Optional[str] = None       # a pre-training run dir, checkpoint dir or .pt; null: from scratch
     model: ModelConfig = field(default_factory=ModelConfig)   # from scratch only; --init takes the checkpoint's
+    model_from: Optional[str] = None  # from scratch: the model section of this pre-training config (name or path)
     head: HeadConfig = field(default_factory=HeadConfig)
     spec_augment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
@@ -215,6 +216,9 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
     """Resolve --init (the encoder's config comes from its checkpoint), copy the encoder's character
     vocabulary and build the target vocabulary under OUTPUT_DIR/tokens. Returns the init weights."""
     init_state = None
+    if cfg.model_from and not cfg.init:  # the same encoder as the pre-trained ones, freshly initialised
+        from mslam.tasks.pretrain import load_pretrain_config
+        cfg.model = load_pretrain_config(cfg.model_from).model
     if cfg.init:
         init_state, init_config, _ = load_model_state(cfg.init)
         cfg.model = load_config(init_config["model"], ModelConfig)
