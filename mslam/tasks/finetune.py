@@ -235,6 +235,8 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
         if not src.is_file():
             raise ConfigError(f"data.char_vocab: {src} not found")
         chars = CharTokenizer.load(src)
+        if not cfg.init:  # a fresh text embedding: exactly the vocabulary's size
+            cfg.model.vocab_size = len(chars)
         if len(chars) > cfg.model.vocab_size:
             raise ConfigError(f"data.char_vocab: {src} has {len(chars)} symbols but the encoder's embedding has "
                               f"{cfg.model.vocab_size}; use the pre-training run's vocabulary")

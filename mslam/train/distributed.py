@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict, set_model_state_dict,
+                                                     set_optimizer_state_dict)
 
 
 @dataclass
@@ -85,8 +86,11 @@ def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tupl
 
 def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
                     optim_state: dict) -> None:
-    set_state_dict(unwrap(model), optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
-                   options=StateDictOptions(full_state_dict=True))
+    # Parameters that had no gradient yet (a frozen encoder, an unused text front end) have no
+    # optimiser state: the model loads strictly, the optimiser state as far as it exists.
+    set_model_state_dict(unwrap(model), model_state, options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(unwrap(model), optimizer, optim_state,
+                             options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def barrier(env: DistEnv) -> None:

@@ -168,3 +168,12 @@ def test_a_data_dir_without_the_task_targets_is_named(ft_corpus, tmp_path, capsy
     assert code == 1
     err = capsys.readouterr().err
     assert "utt2intent" in err and "asr/train" in err
+
+
+def test_a_run_saved_while_the_encoder_is_frozen_resumes(ft_corpus, tmp_path):
+    # Frozen parameters have no optimiser state yet; resuming must not demand it.
+    cfg = tiny_config(ft_corpus, "st", "few/st", 4, optim={"freeze_encoder_steps": 4})
+    finetune(cfg, tmp_path / "exp", progress_bar=False)
+    cfg.trainer.max_steps = 6
+    finetune(cfg, tmp_path / "exp", resume=True, progress_bar=False)
+    assert (tmp_path / "exp/checkpoints/step-00000006").is_dir()
