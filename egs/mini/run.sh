@@ -8,11 +8,16 @@
 # Stages:
 #   1  generate the toy corpus: audio, Kaldi data dirs (speech, asr, st, intent, langid, text, mt)
 #      and mC4-style text shards under $data (see README.md)
-# Planned (added by later issues, not here yet): features (fbank) and dumps; character vocabulary
-# and SentencePiece model; mSLAM pre-training on speech + text; fine-tuning and scoring for
-# ASR (CER/WER), speech translation X->En (BLEU), intent classification, LangID, zero-shot text
-# translation; the results table and plots.
+#   2  character vocabulary; global CMVN statistics; few-label fine-tuning sets (train_few: --labels-per-lang utterances
+#      per language) and small dev/test sets
+#   3  pre-train three encoders with the same steps and speech batch: w2v-bert (speech only),
+#      mslam-tlm (+ text, TLM) and mslam-ctc (+ CTC on paired speech)
+#   4  fine-tune each of them, and a from-scratch encoder ("none"), on ST (speech only and joint
+#      ST+MT), ASR (CTC), intent and LangID
+#   5  decode the test sets (and zero-shot text translation with the speech-only ST models); score
+#   6  RESULTS.md: the paper's tables in miniature, and plots
 set -euo pipefail
+command_line="$0 $*"
 . "$(dirname "${BASH_SOURCE[0]}")/path.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/cmd.sh"
 
@@ -20,10 +25,18 @@ stage=1
 stop_stage=100
 size=small      # tiny (tests, seconds) | small (the demo, minutes) | base (a longer local run)
 seed=0
-nj=2            # espeak-ng processes at once
+nj=2            # processes at once (espeak-ng in stage 1, fine-tuning and decoding jobs in 4-5)
+pretrain_conf=  # pre-training config (default by size: mini; tiny for --size tiny)
+pretrain_steps= # pre-training steps per encoder (default by size)
+finetune_steps= # fine-tuning steps per task, overriding conf/finetune_*.yaml (tiny: a few)
+labels_per_lang=100  # few-label fine-tuning: utterances per language (intent: half, ST: 60%)
+models="none w2v-bert mslam-tlm mslam-ctc"
+tasks="st st_joint asr intent langid"
 data=data       # the corpus and its data dirs
 exp=exp         # experiments; finished stages are recorded in $exp/.stages
-help_message="Usage: $0 [--stage N] [--stop-stage N] [--size tiny|small|base] [--seed N] [--nj N] [--data DIR] [--exp DIR]"
+results=.       # where RESULTS.md and its plots (results/) go
+help_message="Usage: $0 [--stage N] [--stop-stage N] [--size tiny|small|base] [--seed N] [--nj N] [--data DIR] [--exp DIR] [--results DIR]
+          [--pretrain-steps N] [--finetune-steps N] [--labels-per-lang N] [--models LIST] [--tasks LIST]"
 
 . "$MAIN_ROOT/tools/parse_options.sh"
 if [ $# -gt 0 ]; then
@@ -46,6 +59,100 @@ if stage_begin 1 "generate the toy corpus (size $size, seed $seed)"; then
     # Writes $data/summary.json last, after validating every data dir it wrote.
     python -m mslam.bin.make_mini_corpus --size "$size" --seed "$seed" --nj "$nj" --out-dir "$data"
     stage_end 1
+fi
+
+pretrain_data=()  # conf mini names its data dirs (relative to data.root)
+case $size in
+    tiny) pretrain_conf=${pretrain_conf:-tiny}; pretrain_steps=${pretrain_steps:-3}; finetune_steps=${finetune_steps:-3}
+          # conf tiny has no data section: a few sequences per source
+          pretrain_data=("data.speech={dirs: [speech/train], batch_sequences: 4}"
+                         "data.text={dirs: [text_shards/train], batch_sequences: 8}"
+                         "data.paired={dirs: [asr/train], batch_sequences: 4}" "model.vocab_size=512") ;;
+    small) pretrain_conf=${pretrain_conf:-mini}; pretrain_steps=${pretrain_steps:-100} ;;
+    base) pretrain_conf=${pretrain_conf:-mini}; pretrain_steps=${pretrain_steps:-1000} ;;
+esac
+# One thread per job when jobs run side by side (small models scale poorly across threads).
+threads=$(( $(nproc) / nj )); [ "$threads" -ge 1 ] || threads=1
+
+if stage_begin 2 "character vocabulary, CMVN statistics and few-label data sets"; then
+    python -m mslam.bin.build_char_vocab --text-shards "$data/text_shards/train" \
+        --data-dirs "$data/asr/train" "$data/st/train" "$data/mt/train" --out "$data/chars.txt"
+    python local/few_label_sets.py "$data" "$labels_per_lang"
+    python local/sample_cmvn.py "$data/speech/train" "$data/cmvn.npz"
+    stage_end 2
+fi
+
+# Run "$@" under $train_cmd with its log, at most $nj at once; a failure is recorded in $failed_jobs.
+failed_jobs=$exp/.failed_jobs
+job() {
+    local log=$1; shift
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || true; done
+    ( OMP_NUM_THREADS=$threads $train_cmd "$log" "$@" || echo "$log" >> "$failed_jobs" ) &
+}
+wait_jobs() {  # wait for every job; fail, naming the logs, if any failed
+    wait
+    if [ -s "$failed_jobs" ]; then
+        echo "$(wc -l < "$failed_jobs") job(s) failed; see:" >&2
+        sed 's/^/    /' "$failed_jobs" >&2
+        rm -f "$failed_jobs"
+        return 1
+    fi
+}
+mkdir -p "$exp"; rm -f "$failed_jobs"
+
+if stage_begin 3 "pre-train w2v-bert, mslam-tlm and mslam-ctc ($pretrain_steps steps each)"; then
+    for variant in w2v-bert mslam-tlm mslam-ctc; do
+        [[ " $models " == *" $variant "* ]] || continue
+        # One at a time with every core: pre-training is the big job.
+        $train_cmd "$exp/pretrain_$variant/pretrain.log" python -m mslam.bin.pretrain --config "$pretrain_conf" \
+            --output-dir "$exp/pretrain_$variant" --resume --no-progress --set objective.variant="$variant" \
+            trainer.max_steps="$pretrain_steps" trainer.save_every="$pretrain_steps" data.root="$data" \
+            data.vocab=chars.txt data.cmvn=cmvn.npz trainer.tensorboard=false "${pretrain_data[@]}"
+        tail -n 1 "$exp/pretrain_$variant/train.jsonl" | cut -c 1-200
+    done
+    stage_end 3
+fi
+
+if stage_begin 4 "fine-tune ($models) x ($tasks)"; then
+    for model in $models; do
+        init=(); [ "$model" = none ] || init=(--init "$exp/pretrain_$model")
+        for task in $tasks; do
+            out=$exp/finetune/$model/$task
+            steps=(); [ -z "$finetune_steps" ] || steps=(trainer.max_steps="$finetune_steps" trainer.eval_every="$finetune_steps")
+            job "$out/finetune.log" python -m mslam.bin.finetune --config conf/finetune_$task.yaml "${init[@]}" \
+                --output-dir "$out" --resume --no-progress --set data.root="$data" model_from="$pretrain_conf" \
+                data.char_vocab=chars.txt "${steps[@]}"
+        done
+    done
+    wait_jobs || { echo "stage 4: fine-tuning failed" >&2; exit 1; }
+    stage_end 4
+fi
+
+if stage_begin 5 "decode and score the test sets"; then
+    for model in $models; do
+        for task in $tasks; do
+            out=$exp/finetune/$model/$task
+            set_name=${task%_joint}
+            job "$out/decode_test/decode.log" bash -c "python -m mslam.bin.decode --exp-dir $out \
+                --data $data/$set_name/test_few --out-dir $out/decode_test --no-progress &&
+                python -m mslam.bin.score --task $set_name --data $data/$set_name/test_few \
+                --hyp $out/decode_test/hyp --groups conf/st_groups.json"
+            if [ "$set_name" = st ]; then  # text -> English with the same model (zero-shot for task st)
+                job "$out/decode_mt/decode.log" bash -c "python -m mslam.bin.decode --exp-dir $out \
+                    --data $data/mt/test_few --text-input --out-dir $out/decode_mt --no-progress &&
+                    python -m mslam.bin.score --task mt --data $data/mt/test_few --hyp $out/decode_mt/hyp"
+            fi
+        done
+    done
+    wait_jobs || { echo "stage 5: decoding or scoring failed" >&2; exit 1; }
+    stage_end 5
+fi
+
+if stage_begin 6 "RESULTS.md and plots"; then
+    mkdir -p "$results"
+    python local/make_results.py --exp "$exp" --data "$data" --out "$results/RESULTS.md" --plots "$results/results" \
+        --models "$models" --size "$size" --command "$command_line"
+    stage_end 6
 fi
 
 stages_summary
