@@ -10,11 +10,14 @@ product: no Python loop over frames. `bench/features.py` measures it against tor
 from __future__ import annotations
 
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from mslam.config import ConfigError
 
 FLOAT_EPS = torch.finfo(torch.float32).eps
 
@@ -134,6 +137,14 @@ class CMVNStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "CMVNStats":
+        try:
+            return cls._load(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # missing, or not our npz
+            raise ConfigError(f"data.cmvn: {path} is not readable global CMVN statistics ({e.__class__.__name__}: "
+                              f"{e}); recompute them (python -m mslam.bin.compute_fbank writes cmvn.npz)") from None
+
+    @classmethod
+    def _load(cls, path: str | Path) -> "CMVNStats":
         with np.load(path) as data:
             stats = cls(data["sum"].shape[0])
             stats.count = int(data["count"])
@@ -150,10 +161,14 @@ class CMVNStats:
 def load_features(utt, cfg: FbankConfig = FbankConfig()) -> torch.Tensor:
     """Features of a data-dir Utterance: read from feats.scp when it has one, else computed on
     the fly from its audio. Both paths give the same numbers (tested)."""
+    from mslam.data.audio import AudioError, load_audio
     if utt.feats is not None:
         import kaldiio
-        return torch.from_numpy(np.array(kaldiio.load_mat(utt.feats), dtype=np.float32))
-    from mslam.data.audio import AudioError, load_audio
+        try:
+            return torch.from_numpy(np.array(kaldiio.load_mat(utt.feats), dtype=np.float32))
+        except Exception as e:  # kaldiio: FileNotFoundError, ValueError, bare AssertionError, ...
+            raise AudioError(f"utterance '{utt.id}': feats.scp entry '{utt.feats}' cannot be read "
+                             f"({e.__class__.__name__}: {e}); dump the features again") from None
     if utt.wav is None:
         raise AudioError(f"utterance '{utt.id}': no wav.scp or feats.scp entry")
     wave = load_audio(utt.wav, utt=utt.id, segment=utt.segment, sample_rate=cfg.sample_rate)

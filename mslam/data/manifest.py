@@ -46,10 +46,13 @@ def _frames_of_seconds(seconds: float) -> int:
     return num_frames(int(round(seconds * SAMPLE_RATE)), FbankConfig())
 
 
-def _file_sample_rate(entry: str | None) -> int:
+def _file_sample_rate(entry: str | None, utt: str) -> int:
     """The rate in a plain audio file's header; pipes and arks are assumed to be 16 kHz."""
     if entry and not entry.rstrip().endswith("|") and ".ark:" not in entry and os.path.isfile(entry.strip()):
-        return soundfile.info(entry.strip()).samplerate
+        try:
+            return soundfile.info(entry.strip()).samplerate
+        except soundfile.LibsndfileError as e:
+            raise DataDirError(f"utterance '{utt}': {entry.strip()} has no readable audio header ({e})") from None
     return SAMPLE_RATE
 
 
@@ -62,7 +65,7 @@ def _utterance_frames(d: DataDir, utt: Utterance) -> int:
     if utt.id in t.get("utt2dur", {}):
         return _frames_of_seconds(float(t["utt2dur"][utt.id]))
     if utt.num_samples is not None:
-        return _frames_of_seconds(utt.num_samples / _file_sample_rate(utt.wav))
+        return _frames_of_seconds(utt.num_samples / _file_sample_rate(utt.wav, utt.id))
     raise DataDirError(f"{d.path}: no length for utterance '{utt.id}'; the sampler needs one of utt2num_frames, "
                        "segments, utt2dur or utt2num_samples (python -m mslam.bin.data_dir can add them)")
 

@@ -11,6 +11,8 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict, set_model_state_dict,
                                                      set_optimizer_state_dict)
 
+from mslam.config import ConfigError
+
 
 @dataclass
 class DistEnv:
@@ -33,6 +35,9 @@ def init_distributed(device: str = "auto") -> DistEnv:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and torch.cuda.device_count() <= local:
+        raise ConfigError(f"trainer.device: cuda asks for GPU {local}, but this machine has "
+                          f"{torch.cuda.device_count()} usable GPU(s); use trainer.device=cpu or auto")
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)

@@ -18,8 +18,17 @@ BAR_KEYS = ("loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm
 
 
 def read_json_log(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The records of a JSON-lines log; a torn last line (a run killed mid-write) is dropped."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
+    return records
 
 
 def _open_log(path: Path, start_step: int):

@@ -209,7 +209,10 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
-        D.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        try:
+            D.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        except RuntimeError as e:  # another model size: torch lists the tensors that do not fit
+            raise CheckpointError(f"{path} does not fit the model of this config (another size?): {e}") from None
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         restore_rng_states(state["rng"])
@@ -247,7 +250,7 @@ class PretrainTrainer(Trainer):
         """What decides the data order from here on (the sampler's whole state is the step number)."""
         d = self.cfg.data
         sources = {n: dataclasses.asdict(getattr(d, n)) for n in ("speech", "text", "paired")}
-        return {"seed": self.cfg.trainer.seed, "sources": sources, **self.data.fingerprint()}
+        return {"seed": self.cfg.trainer.seed, "source_configs": sources, **self.data.fingerprint()}
 
 
 # ---------------------------------------------------------------------- helpers
