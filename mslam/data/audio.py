@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def read_audio(entry: str, utt: str = "?") -> tuple[np.ndarray, int]:
             samples = samples.astype(np.float32) / 32768.0
     else:
         source = _read_bytes_or_path(entry, utt)
+        missing = _wav_bytes_missing(source)
+        if missing:
+            raise AudioError(f"utterance '{utt}': '{entry}' is cut short: its WAV header promises {missing} "
+                             "more bytes of samples than the file holds (an interrupted copy?)")
         try:
             samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
         except Exception as e:  # soundfile.LibsndfileError and RuntimeError for truncated streams
@@ -73,6 +78,28 @@ def read_audio(entry: str, utt: str = "?") -> tuple[np.ndarray, int]:
         bad = int((~np.isfinite(samples)).sum())
         raise AudioError(f"utterance '{utt}': '{entry}' has {bad} NaN/inf sample(s)")
     return samples, int(rate)
+
+
+def _wav_bytes_missing(source) -> int:
+    """Bytes a RIFF/WAV file's data chunk declares beyond the end of the file (0: complete, not a WAV,
+    or a streamed WAV whose sizes are placeholders). libsndfile reads such a file without a word."""
+    if isinstance(source, io.BytesIO):
+        head, total = source.getvalue()[:4096], len(source.getvalue())
+    else:
+        with open(source, "rb") as f:
+            head = f.read(4096)
+        total = os.path.getsize(source)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if chunk == b"data":
+            if size == 0 or size >= 0x7FFF0000:  # placeholders of a stream that could not seek back
+                return 0                              # (espeak-ng --stdout writes 0x7FFFFFFF-ish)
+            return max(0, pos + 8 + size - total)
+        pos += 8 + size + (size & 1)
+    return 0
 
 
 @functools.lru_cache(maxsize=16)

@@ -231,6 +231,12 @@ def load_source(name: str, src: SourceConfig, cfg: DataConfig, cache_dir) -> lis
             records += text_manifest(cfg.path(d))
         else:
             records += speech_manifest(cfg.path(d), with_text=name == "paired", cache_dir=cache_dir)
+    if name == "paired":  # an empty transcript would teach CTC to emit nothing
+        empty = [r.id for r in records if not r.text]
+        if empty:
+            log.warning("data.paired: dropped %d utterance(s) with an empty transcript (first: %s)", len(empty),
+                        empty[0])
+            records = [r for r in records if r.text]
     if isinstance(src, SpeechSourceConfig):
         kept = [r for r in records if src.min_frames <= r.length <= src.max_frames]
         if len(kept) < len(records):

@@ -198,9 +198,6 @@ def test_a_dev_class_never_seen_in_training_is_named(tmp_path):
         t.encode("pay_bill", "d1")
 
 
-@pytest.mark.xfail(strict=True, reason="mslam/data/manifest.py speech_manifest(with_text=True) / "
-                   "mslam/data/pretrain_data.py load_source: a paired utterance with an empty transcript is "
-                   "neither named nor skipped; it trains CTC toward all-blank and its loss is ~45x the others")
 def test_an_empty_transcript_in_the_paired_source_is_named_or_skipped_and_counted(tmp_path, caplog):
     from mslam.data.pretrain_data import DataConfig, SpeechSourceConfig, load_source
     synthetic_data_dir(tmp_path, "paired", texts=["eins", "", "drei"])
