@@ -19,7 +19,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from mslam.data.features import CMVNStats, load_features
-from mslam.data.kaldi import DataDir, DataDirError
+from mslam.data.kaldi import DataDir, DataDirError, read_table
 from mslam.data.manifest import UNDETERMINED_LANG, Record, speech_manifest
 from mslam.data.pretrain_data import StepBatch
 from mslam.data.tokenizer import PAD_ID
@@ -77,7 +77,7 @@ def speech_examples(data_dir: str | os.PathLike, target_table: str | None,
     """One Example per utterance of a data dir, its target encoded (`encode(value, utt_id)`)."""
     d = Path(data_dir)
     records = speech_manifest(d, cache_dir=cache_dir)
-    targets = _target_table(d, target_table) if target_table else {}
+    targets = read_target_table(d, target_table) if target_table else {}
     out = []
     for r in records:
         target = None
@@ -96,7 +96,7 @@ def text_examples(data_dir: str | os.PathLike, target_table: str | None,
     d = DataDir(data_dir).validate()
     if SOURCE_TABLE not in d.tables:
         raise DataDirError(f"{d.path}: text input needs the source sentences in '{SOURCE_TABLE}'")
-    targets = _target_table(Path(data_dir), target_table) if target_table else {}
+    targets = read_target_table(Path(data_dir), target_table) if target_table else {}
     out = []
     for utt in d:
         source = encode_source(utt.text, utt.id)
@@ -107,10 +107,10 @@ def text_examples(data_dir: str | os.PathLike, target_table: str | None,
     return out
 
 
-def _target_table(d: Path, name: str) -> dict[str, str]:
+def read_target_table(d: Path, name: str) -> dict[str, str]:
     if not (d / name).is_file():
         raise DataDirError(f"{d}: the task's targets are in '{name}', which this data dir lacks")
-    return DataDir(d).tables[name]
+    return read_table(d / name, allow_empty_value=name.startswith("text"))
 
 
 def drop_by_length(examples: list[Example], cfg: BatchConfig, where: str) -> list[Example]:

@@ -24,8 +24,8 @@ import yaml
 from mslam.config import ConfigError, config_to_dict, load_config, load_with_overrides
 from mslam.data.features import CMVNStats
 from mslam.data.finetune_data import (TARGET_TABLES, BatchConfig, Example, FinetuneBatches, collate, drop_by_length,
-                                      fixed_batches, speech_examples, text_examples)
-from mslam.data.kaldi import DataDir, DataDirError, atomic_write_text
+                                      fixed_batches, read_target_table, speech_examples, text_examples)
+from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.tokenizer import CharTokenizer, SubwordTokenizer
 from mslam.model.encoder import ModelConfig
 from mslam.model.finetune import DecodeConfig, FinetuneModel, HeadConfig, SpecAugmentConfig
@@ -186,10 +186,7 @@ def read_targets(cfg: FinetuneConfig) -> list[str]:
     table = target_table(cfg)
     texts = []
     for d in cfg.data.train + (cfg.data.mt_train if cfg.task == "st" else []):
-        tables = DataDir(cfg.data.path(d)).tables
-        if table not in tables:
-            raise DataDirError(f"{cfg.data.path(d)}: the task's targets are in '{table}', which this data dir lacks")
-        texts += tables[table].values()
+        texts += read_target_table(cfg.data.path(d), table).values()
     return texts
 
 

@@ -11,13 +11,7 @@ import torch
 from mslam.bin.decode import decode
 from mslam.data.kaldi import read_table
 from mslam.tasks.finetune import build_finetune_model, build_finetune_optimizer, finetune, load_finetune_config
-
-TINY_MODEL = {"vocab_size": 512, "frontend": {"conv_channels": 8},
-              "encoder": {"d_model": 64, "ffn_dim": 128, "heads": 4, "speech_layers": 1, "shared_layers": 1,
-                          "conv_norm_groups": 8, "dropout": 0.0}}
-TINY_HEAD = {"decoder": {"layers": 1, "d_model": 64, "heads": 4, "ffn_dim": 128, "dropout": 0.0,
-                         "label_smoothing": 0.0},
-             "rnnt": {"layers": 1, "hidden": 64, "joint_dim": 64, "dropout": 0.0}, "classifier_dropout": 0.0}
+from testlib import TINY_HEAD, TINY_MODEL
 
 
 def tiny_config(corpus: Path, task: str, train: str, steps: int, lr: float = 2e-3, **sections):

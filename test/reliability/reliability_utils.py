@@ -1,6 +1,6 @@
 """Helpers of the fault-injection suite: the tiny pre-training and fine-tuning configs, runners for the
 commands in a subprocess that a test may kill (at a named point, or at a random moment), and
-checkpoint comparisons. Copied from the other test directories' helpers, not imported from them."""
+checkpoint comparisons. The tiny configs and subsets come from test/testlib.py."""
 from __future__ import annotations
 
 import os
@@ -11,52 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from testlib import REPO, TINY_HEAD, TINY_MODEL, shortest_subset, tiny_overrides  # noqa: F401 (re-exported)
+
 HERE = Path(__file__).resolve().parent
 FAULT_RUNNER = HERE / "fault_runner.py"
 
-# The tiny fine-tuning model and head (as in test/finetune/test_finetune.py).
-TINY_MODEL = {"vocab_size": 512, "frontend": {"conv_channels": 8},
-              "encoder": {"d_model": 64, "ffn_dim": 128, "heads": 4, "speech_layers": 1, "shared_layers": 1,
-                          "conv_norm_groups": 8, "dropout": 0.0}}
-TINY_HEAD = {"decoder": {"layers": 1, "d_model": 64, "heads": 4, "ffn_dim": 128, "dropout": 0.0,
-                         "label_smoothing": 0.0},
-             "rnnt": {"layers": 1, "hidden": 64, "joint_dim": 64, "dropout": 0.0}, "classifier_dropout": 0.0}
-
-
-# ----------------------------------------------------------------------------- the corpus
-def shortest_subset(src: Path, dst: Path, n: int, distinct: str | None = None) -> Path:
-    """The n shortest utterances of a data dir (with distinct values of table `distinct`)."""
-    from mslam.data.kaldi import read_table, subset_data_dir
-    size = read_table(src / "utt2num_samples")
-    labels = read_table(src / distinct) if distinct else {}
-    chosen, seen = [], set()
-    for u in sorted(size, key=lambda u: (int(size[u]), u)):
-        if distinct and labels[u] in seen:
-            continue
-        seen.add(labels.get(u))
-        chosen.append(u)
-        if len(chosen) == n:
-            break
-    subset_data_dir(src, dst, utt_list=chosen)
-    return dst
-
 
 # ----------------------------------------------------------------------------- configs
-def tiny_overrides(corpus: Path, **extra) -> list[str]:
-    """`--set` arguments: the tiny model on the tiny corpus, logging every step, CPU, no TensorBoard."""
-    sets = {
-        "data.root": str(corpus), "data.vocab": "chars.txt", "model.vocab_size": 512,
-        "data.speech": "{dirs: [speech/train], batch_sequences: 4}",
-        "data.text": "{dirs: [text_shards/train], batch_sequences: 8}",
-        "data.paired": "{dirs: [asr/train], batch_sequences: 4}",
-        "data.num_workers": 0, "optim.warmup_steps": 5, "optim.peak_lr": 1e-3,
-        "trainer.log_every": 1, "trainer.save_every": 5, "trainer.device": "cpu", "trainer.tensorboard": False,
-    }
-    sets.update(extra)
-    return [f"{k}={v}" for k, v in sets.items()]
-
-
 def pretrain_config(corpus: Path, **extra):
     from mslam.tasks.pretrain import load_pretrain_config
     return load_pretrain_config("tiny", tiny_overrides(corpus, **extra))

@@ -8,21 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny_overrides(corpus: Path, **extra) -> list[str]:
-    """`--set` arguments: the tiny model on the tiny corpus, logging every step, CPU, no TensorBoard."""
-    sets = {
-        "data.root": str(corpus), "data.vocab": "chars.txt", "model.vocab_size": 512,
-        "data.speech": "{dirs: [speech/train], batch_sequences: 4}",
-        "data.text": "{dirs: [text_shards/train], batch_sequences: 8}",
-        "data.paired": "{dirs: [asr/train], batch_sequences: 4}",
-        "data.num_workers": 0, "optim.warmup_steps": 5, "optim.peak_lr": 1e-3,
-        "trainer.log_every": 1, "trainer.save_every": 5, "trainer.device": "cpu", "trainer.tensorboard": False,
-    }
-    sets.update(extra)
-    return [f"{k}={v}" for k, v in sets.items()]
+from testlib import REPO, tiny_overrides  # noqa: F401 (re-exported for the trainer tests)
 
 
 def pretrain_command(corpus: Path, out: Path, *, torchrun: int = 0, resume: bool = False, **extra) -> list[str]:
