@@ -108,6 +108,8 @@ def text_examples(data_dir: str | os.PathLike, target_table: str | None,
 
 
 def read_target_table(d: Path, name: str) -> dict[str, str]:
+    if not d.is_dir():
+        raise DataDirError(f"{d}: not a directory")
     if not (d / name).is_file():
         raise DataDirError(f"{d}: the task's targets are in '{name}', which this data dir lacks")
     return read_table(d / name, allow_empty_value=name.startswith("text"))
