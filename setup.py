@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Joint speech-text Conformer pre-training (mSLAM) with Kaldi-style recipes",
     packages=find_packages(include=["mslam", "mslam.*"]),
-    package_data={"mslam": ["conf/**/*.yaml"]},
+    package_data={"mslam": ["conf/**/*.yaml", "data/corpora/*.tsv"]},
     python_requires=">=3.11,<3.12",
     # torch/torchaudio are pinned by the Makefile (one place: TORCH_VERSION), so that
     # installing this package never swaps the torch build underneath espnet.

@@ -45,3 +45,13 @@ def mini_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mini") / "corpus"
     generate(out, size="tiny", seed=0, nj=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def fixture_tree(tmp_path_factory, mini_corpus) -> Path:
+    """The download fixture tree (mslam.data.fixtures): each real corpus's server layout, filled with
+    the tiny toy corpus; OUT/<corpus>/<path> is what `<url base>/<path>` serves. Built once per session."""
+    from mslam.data.fixtures import make_fixtures
+    out = tmp_path_factory.mktemp("fixtures") / "tree"
+    make_fixtures(out, corpus_dir=mini_corpus, seed=0)
+    return out

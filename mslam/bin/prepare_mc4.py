@@ -1,0 +1,80 @@
+"""mC4 text for pre-training: the download list, and character-level text shards (one sentence per line).
+
+    python -m mslam.bin.prepare_mc4 files --langs de,ru [--shards 1] [--validation-shards 1]
+    python -m mslam.bin.prepare_mc4 prepare --root MC4 --out data/text_shards [--langs de,ru] [--nj 4]
+        [--max-sentences-per-lang N] [--min-chars 20] [--max-chars 512] [--no-progress]
+
+`files` prints the paths, under the pinned allenai/c4 revision, of the first N train and M validation
+shards per language (default languages: the 101 of the paper; `--langs all` adds und and the -Latn
+configs). `prepare` reads <root>/multilingual/c4-*.json.gz and writes <out>/train/<lang>.txt,
+<out>/dev/<lang>.txt and <out>/stats.json (cleaning rules: mslam/data/corpora/mc4.py). Languages already
+made from the same shards with the same options are not redone. Then:
+
+    python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train --out data/chars.txt
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mslam.data.corpora.mc4 import CleaningRules, download_list, paper_languages, prepare, read_shard_table
+from mslam.data.kaldi import DataDirError
+
+
+def _count(minimum: int):
+    def parse(value: str) -> int:
+        n = int(value)
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
+        return n
+    return parse
+
+
+def _langs(value: str | None) -> list[str] | None:
+    if value == "all":
+        return list(read_shard_table())
+    return [lang for lang in value.split(",") if lang] if value else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="prepare_mc4", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("files", help="print the shard paths to download, one per line")
+    f.add_argument("--langs", help="comma-separated mC4 codes, or 'all' (default: the paper's 101 languages)")
+    f.add_argument("--shards", type=_count(0), default=1, help="train shards per language, from the first")
+    f.add_argument("--validation-shards", type=_count(0), default=1, help="validation shards per language")
+    r = sub.add_parser("prepare", help="write text shards <out>/{train,dev}/<lang>.txt and stats.json")
+    r.add_argument("--root", type=Path, required=True, help="downloaded corpus (holds multilingual/)")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--langs", help="comma-separated mC4 codes, or 'all' (default: every language under --root)")
+    r.add_argument("--nj", type=_count(1), default=1, help="languages prepared in parallel")
+    r.add_argument("--max-sentences-per-lang", type=_count(1), help="keep at most N sentences per language and split")
+    r.add_argument("--min-chars", type=_count(1), default=20, help="drop shorter sentences")
+    r.add_argument("--max-chars", type=_count(1), default=512, help="cut longer sentences into pieces")
+    r.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "files":
+            for path in download_list(_langs(args.langs) or paper_languages(), args.shards, args.validation_shards):
+                print(path)
+            return 0
+        if args.min_chars > args.max_chars:
+            p.error(f"--min-chars {args.min_chars} is above --max-chars {args.max_chars}")
+        rules = CleaningRules(args.min_chars, args.max_chars, args.max_sentences_per_lang)
+        stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj,
+                              progress=not args.no_progress)
+    except DataDirError as e:
+        print(f"prepare_mc4: {e}", file=sys.stderr)
+        return 1
+    for lang, entry in stats.items():
+        splits = ", ".join(f"{split} {entry[split]['sentences']} sentences ({entry[split]['characters']} chars)"
+                           for split in ("train", "dev") if split in entry)
+        print(f"prepare_mc4: {lang}: {splits}{'' if lang in made else ' (up to date)'}")
+    print(f"prepare_mc4: {len(made)} of {len(stats)} languages made -> {args.out} (statistics in stats.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

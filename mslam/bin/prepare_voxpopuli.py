@@ -1,0 +1,65 @@
+"""VoxPopuli: list the files to download, and prepare Kaldi data dirs from a download.
+
+    python -m mslam.bin.prepare_voxpopuli files --langs de,fr [--years 2019,2020] [--what unlabelled,asr] [--v2]
+    python -m mslam.bin.prepare_voxpopuli prepare --root DL --out data/voxpopuli_unlab --what unlabelled \\
+        [--langs de,fr] [--years 2019,2020] [--v2] [--nj 4] [--no-progress]
+    python -m mslam.bin.prepare_voxpopuli prepare --root DL --out data/voxpopuli_asr --what asr [...]
+
+`files` prints the paths under https://dl.fbaipublicfiles.com/voxpopuli, one a line. `prepare`
+extracts the archives under DL (laid out as the download base) into DL/raw_audios/ and writes
+OUT/train (unlabelled) or OUT/{train,dev,test} (asr). Defaults: every language of the part, years
+2009..2020. Without --v2, unlabelled speech is the plenary sessions (the per-language `<lang>`
+subsets); --v2 adds the `<lang>_<year>_2.tar` archives and every event (the `<lang>_v2` subsets).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mslam.data.audio import AudioError
+from mslam.data.corpora.voxpopuli import WHATS, files, prepare
+from mslam.data.kaldi import DataDirError
+
+PROG = "prepare_voxpopuli"
+
+
+def _list(value: str) -> list[str]:
+    return [v for v in value.split(",") if v]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("files", help="print the paths to download")
+    f.add_argument("--what", type=_list, default=list(WHATS), help="comma-separated: unlabelled,asr (default both)")
+    r = sub.add_parser("prepare", help="extract the audio and write the data dirs")
+    r.add_argument("--root", type=Path, required=True, help="the download (laid out as the download base)")
+    r.add_argument("--out", type=Path, required=True, help="where the data dirs go")
+    r.add_argument("--what", choices=WHATS, required=True)
+    r.add_argument("--nj", type=int, default=1, help="archives extracted and recordings checked at once")
+    r.add_argument("--no-progress", action="store_true")
+    for s in (f, r):
+        s.add_argument("--langs", type=_list, help="comma-separated language codes (default: all of the part)")
+        s.add_argument("--years", type=_list, help="comma-separated years 2009..2020 (default: all)")
+        s.add_argument("--v2", action="store_true", help="unlabelled: also the non-plenary events (_2 archives)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        if args.command == "files":
+            for path in files(args.what, args.langs, args.years, args.v2):
+                print(path)
+        else:
+            counts = prepare(args.root, args.out, args.what, args.langs, args.years, args.v2, args.nj,
+                             progress=not args.no_progress)
+            for split, n in counts.items():
+                print(f"{args.out / split}: {n} utterances")
+    except (DataDirError, AudioError) as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""FLEURS (Hugging Face `google/fleurs`, v2 files) as Kaldi data dirs for spoken language identification.
+
+What the download stage fetches, relative to https://huggingface.co/datasets/google/fleurs/resolve/main:
+
+    data/<lang>/audio/{train,dev,test}.tar.gz    <split>/<file_name> (16 kHz wav)
+    data/<lang>/{train,dev,test}.tsv             7 TAB-separated columns, no header (TSV_COLUMNS)
+
+`prepare` extracts each audio archive once into `data/<lang>/audio/<split>/` (a folder that already
+exists there, e.g. from `tar xzf`, is used as is) and writes `<out>/{train,dev,test}` holding all
+requested languages: wav.scp, text (the normalised `transcription`), utt2lang (the FLEURS code: the
+LangID label), utt2num_samples, utt2spk/spk2utt.
+
+Utterance ids are `<lang>_<file_name without .wav>`. FLEURS v2 has no speaker column (the speaker ids
+of the early XTREME-S TSVs were dropped), so every recording is its own pseudo speaker: utt2spk maps
+an utterance to its recording id. A file name listed more than once in a language (a recording
+that appears in two rows) keeps every row; the repeats get ids `<id>-2`, `<id>-3`, ...
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mslam.data.kaldi import DataDir, DataDirError, Utterance, write_data_dir
+
+log = logging.getLogger("mslam.data")
+
+# The 102 language codes of FLEURS v2 (HF google/fleurs `fleurs.py` v2.0.0).
+LANGS = tuple("""
+af_za am_et ar_eg as_in ast_es az_az be_by bg_bg bn_in bs_ba ca_es ceb_ph ckb_iq cmn_hans_cn cs_cz cy_gb da_dk
+de_de el_gr en_us es_419 et_ee fa_ir ff_sn fi_fi fil_ph fr_fr ga_ie gl_es gu_in ha_ng he_il hi_in hr_hr hu_hu
+hy_am id_id ig_ng is_is it_it ja_jp jv_id ka_ge kam_ke kea_cv kk_kz km_kh kn_in ko_kr ky_kg lb_lu lg_ug ln_cd
+lo_la lt_lt luo_ke lv_lv mi_nz mk_mk ml_in mn_mn mr_in ms_my mt_mt my_mm nb_no ne_np nl_nl nso_za ny_mw oc_fr
+om_et or_in pa_in pl_pl ps_af pt_br ro_ro ru_ru sd_in sk_sk sl_si sn_zw so_so sr_rs sv_se sw_ke ta_in te_in
+tg_tj th_th tr_tr uk_ua umb_ao ur_pk uz_uz vi_vn wo_sn xh_za yo_ng yue_hant_hk zu_za
+""".split())
+SPLITS = ("train", "dev", "test")
+# ASSUMPTION: the 5th column (unused here) spells the transcription character by character.
+TSV_COLUMNS = ("id", "file_name", "raw_transcription", "transcription", "chars", "num_samples", "gender")
+
+GET_IT = "run the recipe's download stage, or point FLEURS in db.sh at a complete copy"
+
+
+def parse_langs(spec: str | None) -> list[str]:
+    """`de_de,fr_fr` (or `de_de fr_fr`) -> ['de_de', 'fr_fr']; None or 'all' -> every language."""
+    if spec is None or spec.strip() in ("", "all"):
+        return list(LANGS)
+    langs = spec.replace(",", " ").split()   # commas (the CLI) or spaces (a recipe's list)
+    unknown = [x for x in langs if x not in LANGS]
+    if unknown:
+        raise DataDirError(f"unknown FLEURS language(s) {', '.join(unknown)}; valid codes: {' '.join(LANGS)}")
+    return list(dict.fromkeys(langs))
+
+
+def download_files(langs: list[str]) -> list[str]:
+    """The paths under the URL base that the download stage fetches for these languages."""
+    return [path for lang in langs for split in SPLITS
+            for path in (f"data/{lang}/audio/{split}.tar.gz", f"data/{lang}/{split}.tsv")]
+
+
+# ---- audio archives ------------------------------------------------------------------------
+
+def audio_dir(root: Path, lang: str, split: str) -> Path:
+    return root / "data" / lang / "audio" / split
+
+
+def extract_audio(root: Path, lang: str, split: str, bar: tqdm | None = None) -> bool:
+    """Extract data/<lang>/audio/<split>.tar.gz into data/<lang>/audio/<split>/ unless that folder exists.
+
+    Members are written flat under their file names (the archive's top folder is not relied on),
+    into a temporary folder renamed into place when complete. Returns whether it extracted.
+    """
+    dest = audio_dir(root, lang, split)
+    if dest.is_dir():
+        return False
+    archive = dest.parent / f"{split}.tar.gz"
+    if not archive.is_file():
+        raise DataDirError(f"{archive}: not found (nor the extracted folder {dest}); {GET_IT}")
+    tmp = dest.parent / f".{split}.extracting"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+            done = 0
+            for member in tar:
+                if member.isfile():
+                    with tar.extractfile(member) as src, open(tmp / Path(member.name).name, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                if bar is not None:
+                    bar.update(raw.tell() - done)
+                    done = raw.tell()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataDirError(f"{archive}: cannot extract ({e}); the download is incomplete or corrupt: "
+                           f"delete it and {GET_IT}") from None
+    os.replace(tmp, dest)
+    return True
+
+
+def extract_all(root: Path, langs: list[str], nj: int = 1, progress: bool = True) -> int:
+    """Extract every archive not yet extracted (nj at a time); returns how many were extracted."""
+    todo = [(lang, split) for lang in langs for split in SPLITS if not audio_dir(root, lang, split).is_dir()]
+    missing = [audio_dir(root, lang, split).parent / f"{split}.tar.gz" for lang, split in todo]
+    missing = [p for p in missing if not p.is_file()]
+    if missing:
+        raise DataDirError(f"{missing[0]}: not found ({len(missing)} audio archive(s) missing); {GET_IT}")
+    total = sum((audio_dir(root, lang, split).parent / f"{split}.tar.gz").stat().st_size for lang, split in todo)
+    with tqdm(total=total, desc="extract FLEURS audio", unit="B", unit_scale=True, disable=not progress or not todo,
+              dynamic_ncols=True) as bar:
+        with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
+            jobs = [pool.submit(extract_audio, root, lang, split, bar) for lang, split in todo]
+            return sum(job.result() for job in jobs)
+
+
+# ---- transcripts ---------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One TSV row of a language and split, with where it came from."""
+    where: str            # '<tsv>:<line>'
+    file_name: str
+    transcription: str
+    num_samples: int
+
+
+def read_tsv(path: Path) -> list[Row]:
+    """The rows of a FLEURS v2 TSV (blank lines ignored); a row without 7 columns is an error."""
+    if not path.is_file():
+        raise DataDirError(f"{path}: not found; {GET_IT}")
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            where = f"{path}:{lineno}"
+            if len(fields) != len(TSV_COLUMNS):
+                raise DataDirError(f"{where}: {len(fields)} TAB-separated columns, expected {len(TSV_COLUMNS)} "
+                                   f"({' '.join(TSV_COLUMNS)}); is this a FLEURS v2 TSV? re-download it")
+            row = dict(zip(TSV_COLUMNS, fields))
+            if not row["num_samples"].isdigit() or int(row["num_samples"]) == 0:
+                raise DataDirError(f"{where}: num_samples is '{row['num_samples']}', expected a positive integer")
+            if not row["file_name"].strip() or any(c.isspace() for c in row["file_name"]):
+                raise DataDirError(f"{where}: file_name '{row['file_name']}' is empty or contains whitespace")
+            rows.append(Row(where, row["file_name"], row["transcription"].strip(), int(row["num_samples"])))
+    return rows
+
+
+def language_utterances(root: Path, lang: str) -> dict[str, list[Utterance]]:
+    """The utterances of one language per split; every referenced wav must exist."""
+    out: dict[str, list[Utterance]] = {}
+    seen: dict[str, int] = {}   # recording id -> rows so far (across splits: ids stay unique everywhere)
+    for split in SPLITS:
+        folder = audio_dir(root, lang, split)
+        present = set(os.listdir(folder))
+        utts = []
+        for row in read_tsv(root / "data" / lang / f"{split}.tsv"):
+            if row.file_name not in present:
+                raise DataDirError(f"{row.where}: audio file {folder / row.file_name} not found; delete {folder} "
+                                   f"to extract {split}.tar.gz again, or {GET_IT}")
+            recording = f"{lang}_{Path(row.file_name).stem}"
+            seen[recording] = seen.get(recording, 0) + 1
+            utt = recording if seen[recording] == 1 else f"{recording}-{seen[recording]}"
+            utts.append(Utterance(id=utt, wav=str((folder / row.file_name).resolve()), text=row.transcription,
+                                  speaker=recording, lang=lang, num_samples=row.num_samples))
+        out[split] = utts
+    repeats = sum(n - 1 for n in seen.values())
+    if repeats:
+        log.info("fleurs %s: %d row(s) repeat a file name already listed; kept with ids suffixed -2, -3, ...",
+                 lang, repeats)
+    return out
+
+
+# ---- data dirs -----------------------------------------------------------------------------
+
+def same_files(a: Path, b: Path) -> bool:
+    """Whether two folders hold the same file names with the same bytes."""
+    if not a.is_dir() or not b.is_dir():
+        return False
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def install_dir(tmp: Path, dst: Path) -> bool:
+    """Put the data dir built in `tmp` at `dst` (a rename; the old one is removed). An identical `dst`
+    is left untouched. Returns whether `dst` changed."""
+    if same_files(tmp, dst):
+        shutil.rmtree(tmp)
+        return False
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | None = None, nj: int = 1,
+            progress: bool = True) -> dict[str, int]:
+    """Extract what is not extracted yet and write <out>/{train,dev,test}. Returns utterances per split."""
+    root, out = Path(root), Path(out)
+    langs = list(LANGS) if langs is None else langs
+    extracted = extract_all(root, langs, nj=nj, progress=progress)
+    if extracted:
+        log.info("fleurs: extracted %d audio archive(s)", extracted)
+    per_split: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
+    for lang in tqdm(langs, desc="read FLEURS TSVs", unit="lang", disable=not progress, dynamic_ncols=True):
+        for split, utts in language_utterances(root, lang).items():
+            per_split[split] += utts
+    counts = {}
+    for split, utts in per_split.items():
+        tmp = out / f"{split}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        write_data_dir(tmp, utts)
+        DataDir(tmp).validate()
+        if install_dir(tmp, out / split):
+            log.info("fleurs: wrote %s (%d utterances)", out / split, len(utts))
+        else:
+            log.info("fleurs: %s unchanged (%d utterances)", out / split, len(utts))
+        counts[split] = len(utts)
+    return counts

@@ -1,0 +1,432 @@
+"""VoxPopuli (facebookresearch/voxpopuli): what to download, and Kaldi data dirs from the download.
+
+Two parts of the corpus serve the recipes:
+
+    unlabelled  audios/<lang>_<year>.tar          <lang>/<year>/<event_id>.ogg  (one recording per event)
+                annotations/unlabelled_v2.tsv.gz  TAB: event_id segment_no start end (seconds)
+    asr         audios/original_<year>.tar        original/<year>/<session_id>_original.ogg (floor audio)
+                annotations/asr/asr_<lang>.tsv.gz '|', 14 columns, of which: id_ session_id speaker_id
+                                                   normed_text vad ([start, end] pairs) split gender
+
+The tars are extracted once into <root>/raw_audios/, the layout the corpus's own download tool makes
+(so a root that already holds raw_audios/ is used as is, archives or not). Utterances are segments of
+those recordings (nothing is cut):
+
+    unlabelled -> <out>/train                 ids <event_id>_<segment_no>, speaker = the event
+    asr        -> <out>/{train,dev,test}      ids <session_id>-<id_>, text = normed_text, utt2gender
+
+Unlabelled speech has no splits, and pre-training wants only a train set, so nothing is held out.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import json
+import logging
+import math
+import os
+import shutil
+import tarfile
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import soundfile
+from tqdm import tqdm
+
+from mslam.data.audio import AudioError
+from mslam.data.kaldi import (DataDir, DataDirError, Segment, Utterance, atomic_write_text, read_table,
+                              write_data_dir, write_table)
+
+log = logging.getLogger("mslam.data.corpora.voxpopuli")
+
+# voxpopuli/__init__.py: LANGUAGES (unlabelled speech), ASR_LANGUAGES (transcribed), YEARS.
+# en_accented (a test-only set with extra columns) is left out.
+LANGUAGES = ("en", "de", "fr", "es", "pl", "it", "ro", "hu", "cs", "nl", "fi", "hr", "sk", "sl", "et", "lt",
+             "pt", "bg", "el", "lv", "mt", "sv", "da")
+ASR_LANGUAGES = LANGUAGES[:16]
+YEARS = tuple(str(y) for y in range(2009, 2021))
+WHATS = ("unlabelled", "asr")
+ASR_SPLITS = ("train", "dev", "test")
+
+UNLABELLED_TABLE = "annotations/unlabelled_v2.tsv.gz"
+UNLABELLED_COLUMNS = ("event_id", "segment_no", "start", "end")
+ASR_COLUMNS = ("id_", "session_id", "speaker_id", "normed_text", "vad", "split", "gender")
+RAW_AUDIOS = "raw_audios"
+FIX_DOWNLOAD = "run the recipe's download stage, or point VOXPOPULI in db.sh at a complete copy"
+
+
+# ---- the selection and its files -----------------------------------------------------------
+
+def languages_of(what: str) -> tuple[str, ...]:
+    if what not in WHATS:
+        raise DataDirError(f"unknown VoxPopuli part '{what}'; expected one of: {', '.join(WHATS)}")
+    return LANGUAGES if what == "unlabelled" else ASR_LANGUAGES
+
+
+def check_selection(what: str, langs: list[str] | None, years: list[str] | None) -> tuple[list[str], list[str]]:
+    """The languages and years to use (all of them where None), each checked against the corpus's lists."""
+    valid = languages_of(what)
+    langs = list(valid) if langs is None else langs
+    unknown = [lang for lang in langs if lang not in valid]
+    if unknown:
+        raise DataDirError(f"unknown VoxPopuli {what} language(s) {', '.join(unknown)}; "
+                           f"valid ones: {' '.join(valid)}")
+    years = list(YEARS) if years is None else years
+    unknown = [year for year in years if year not in YEARS]
+    if unknown:
+        raise DataDirError(f"unknown VoxPopuli year(s) {', '.join(unknown)}; valid ones: {YEARS[0]}..{YEARS[-1]}")
+    return langs, years
+
+
+def asr_table(lang: str) -> str:
+    return f"annotations/asr/asr_{lang}.tsv.gz"
+
+
+def audio_tars(what: str, langs: list[str], years: list[str], v2: bool = False) -> list[str]:
+    """The audio archives of a selection (paths under the download base)."""
+    if what == "asr":
+        return [f"audios/original_{year}.tar" for year in years]
+    # The `<lang>_v2` subset adds a second archive per year (events outside the plenary). ASSUMPTION:
+    # it unpacks into the same <lang>/<year>/ folders, and the first archives hold every plenary event.
+    suffixes = ("", "_2") if v2 else ("",)
+    return [f"audios/{lang}_{year}{suffix}.tar" for lang in langs for year in years for suffix in suffixes]
+
+
+def files(whats: list[str], langs: list[str] | None = None, years: list[str] | None = None,
+          v2: bool = False) -> list[str]:
+    """Every path under the download base that a selection needs, annotations first."""
+    paths: list[str] = []
+    for what in whats:
+        chosen_langs, chosen_years = check_selection(what, langs, years)
+        paths += [UNLABELLED_TABLE] if what == "unlabelled" else [asr_table(lang) for lang in chosen_langs]
+        paths += audio_tars(what, chosen_langs, chosen_years, v2)
+    return list(dict.fromkeys(paths))
+
+
+# ---- reading the download ------------------------------------------------------------------
+
+def find_table(root: Path, rel: str, official: str) -> Path:
+    """A manifest where the download stage puts it (<root>/<rel>) or where the corpus's own tools do."""
+    for path in (root / rel, root / official):
+        if path.is_file():
+            return path
+    raise DataDirError(f"{root / rel}: not found (nor {root / official}); {FIX_DOWNLOAD}")
+
+
+def read_manifest(path: Path, delimiter: str, needed: tuple[str, ...],
+                  progress: bool) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a gzip'd delimited table with a header, every row checked for its field count."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            # The csv module's default dialect, as the corpus's own scripts read these tables.
+            reader = csv.reader(f, delimiter=delimiter)
+            header = next(reader, None)
+            missing = [c for c in needed if c not in (header or [])]
+            if missing:
+                raise DataDirError(f"{path}:1: header {header} lacks column(s) {', '.join(missing)}; "
+                                   f"expected a {delimiter!r}-separated header naming {', '.join(needed)}")
+            for row in tqdm(reader, desc=path.name, unit=" rows", disable=not progress, mininterval=1.0):
+                lineno = reader.line_num
+                if len(row) != len(header):
+                    raise DataDirError(f"{path}:{lineno}: {len(row)} field(s), expected {len(header)} "
+                                       f"({delimiter.join(header)}); the table is damaged: {FIX_DOWNLOAD}")
+                yield lineno, dict(zip(header, row))
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as e:
+        raise DataDirError(f"{path}: cannot read ({e}); the download is damaged or cut short: "
+                           f"{FIX_DOWNLOAD}") from None
+
+
+def _seconds(value: str, where: str, what: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise DataDirError(f"{where}: {what} '{value}' is not a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise DataDirError(f"{where}: {what} '{value}' is negative or not finite")
+    return seconds
+
+
+def _year_of(key: str, where: str, column: str) -> str:
+    # Event and session ids start with their date (YYYYMMDD-...), as the corpus's own scripts assume.
+    if key[:4] not in YEARS:
+        raise DataDirError(f"{where}: {column} '{key}' does not start with a year {YEARS[0]}..{YEARS[-1]}")
+    return key[:4]
+
+
+@dataclass
+class Recording:
+    """A recording the utterances use, with what an error about it needs to say."""
+    path: Path
+    archive: str                 # where the download holds it
+    last_start: float = 0.0      # the latest segment start, and the row that has it
+    last_row: str = ""
+
+    def use(self, start: float, where: str) -> None:
+        if start >= self.last_start:
+            self.last_start, self.last_row = start, where
+
+
+def unlabelled_utterances(table: Path, raw: Path, langs: list[str], years: list[str], v2: bool,
+                          progress: bool) -> tuple[list[Utterance], dict[str, Recording]]:
+    """Segments of the selected events. Without v2 only plenary events are kept, as the corpus's own
+    per-language subsets do: the other events' audio is in the `_2` archives."""
+    utts: list[Utterance] = []
+    recordings: dict[str, Recording] = {}
+    first_line: dict[str, int] = {}
+    not_plenary = 0
+    for lineno, row in read_manifest(table, "\t", UNLABELLED_COLUMNS, progress):
+        where = f"{table}:{lineno}"
+        event = row["event_id"]
+        year = _year_of(event, where, "event_id")
+        lang = event.rsplit("_", 1)[-1]
+        if lang not in langs or year not in years:
+            continue
+        if not v2 and "PLENARY" not in event:
+            not_plenary += 1
+            continue
+        segment_no = row["segment_no"]   # as written: the corpus's own tool names its files with it
+        if not segment_no.isdigit():
+            raise DataDirError(f"{where}: segment_no '{segment_no}' is not a whole number")
+        start, end = _seconds(row["start"], where, "start"), _seconds(row["end"], where, "end")
+        if not start < end:
+            raise DataDirError(f"{where}: start {start} is not before end {end}")
+        utt = f"{event}_{segment_no}"
+        if utt in first_line:
+            raise DataDirError(f"{where}: segment {segment_no} of event '{event}' is also on line {first_line[utt]}")
+        first_line[utt] = lineno
+        if event not in recordings:
+            archive = f"audios/{lang}_{year}.tar" + (f" or audios/{lang}_{year}_2.tar" if v2 else "")
+            recordings[event] = Recording(raw / lang / year / f"{event}.ogg", archive)
+        recordings[event].use(start, where)
+        utts.append(Utterance(id=utt, wav=str(recordings[event].path), segment=Segment(event, start, end),
+                              speaker=event, lang=lang))
+    if not_plenary:
+        log.info("%s: left out %d segment(s) of non-plenary events (they need --v2)", table, not_plenary)
+    return utts, recordings
+
+
+def parse_vad(value: str, where: str) -> tuple[float, float]:
+    """The span of an utterance's VAD pieces, a Python list of [start, end] seconds.
+
+    ASSUMPTION: the corpus's own tool joins the pieces into one file; here the utterance is the one
+    segment from the first start to the last end, so the (short) pauses between pieces stay in.
+    """
+    try:
+        pieces = ast.literal_eval(value)
+        spans = [(float(s), float(e)) for s, e in pieces]
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise DataDirError(f"{where}: vad '{value}' is not a list of [start, end] pairs") from None
+    if not spans:
+        raise DataDirError(f"{where}: vad is empty; expected at least one [start, end] pair")
+    for (start, end), following in zip(spans, spans[1:] + [None]):
+        if not 0 <= start < end or (following is not None and following[0] < end):
+            raise DataDirError(f"{where}: vad '{value}' is not a list of ordered, non-overlapping spans")
+    return spans[0][0], spans[-1][1]
+
+
+def asr_utterances(table: Path, raw: Path, lang: str, years: list[str], progress: bool,
+                   recordings: dict[str, Recording]) -> dict[str, list[tuple[Utterance, str]]]:
+    """(utterance, gender) per split of one language's table; rows the corpus marks unusable (a split
+    other than train/dev/test, e.g. `invalid`) are counted and left out. Adds the sessions it uses to
+    `recordings` (shared by all languages: the floor audio holds every language)."""
+    by_split: dict[str, list[tuple[Utterance, str]]] = {split: [] for split in ASR_SPLITS}
+    first_line: dict[str, int] = {}
+    skipped: Counter[str] = Counter()
+    for lineno, row in read_manifest(table, "|", ASR_COLUMNS, progress):
+        where = f"{table}:{lineno}"
+        session = row["session_id"]
+        year = _year_of(session, where, "session_id")
+        if row["split"] not in ASR_SPLITS:
+            skipped[f"split '{row['split']}'"] += 1
+            continue
+        if year not in years:
+            skipped["a year not chosen"] += 1
+            continue
+        utt = f"{session}-{row['id_']}"
+        if not row["id_"] or any(c.isspace() for c in utt):
+            raise DataDirError(f"{where}: id_ '{row['id_']}' is empty or contains whitespace")
+        if utt in first_line:
+            raise DataDirError(f"{where}: utterance '{utt}' is also on line {first_line[utt]}")
+        first_line[utt] = lineno
+        speaker = row["speaker_id"]
+        if not speaker or any(c.isspace() for c in speaker):
+            raise DataDirError(f"{where}: speaker_id '{speaker}' is empty or contains whitespace")
+        start, end = parse_vad(row["vad"], where)
+        rec = f"{session}_original"
+        if rec not in recordings:
+            recordings[rec] = Recording(raw / "original" / year / f"{rec}.ogg", f"audios/original_{year}.tar")
+        recordings[rec].use(start, where)
+        # ASSUMPTION: an empty gender is written as `unknown` (a Kaldi table needs a value).
+        gender = "_".join(row["gender"].split()) or "unknown"
+        utterance = Utterance(id=utt, wav=str(recordings[rec].path), segment=Segment(rec, start, end),
+                              text=" ".join(row["normed_text"].split()), speaker=speaker, lang=lang)
+        by_split[row["split"]].append((utterance, gender))
+    for reason, n in sorted(skipped.items()):
+        log.info("%s: left out %d row(s) with %s", table, n, reason)
+    return by_split
+
+
+# ---- audio ---------------------------------------------------------------------------------
+
+def _stamp(raw: Path, archive: Path) -> Path:
+    """Written after a complete extraction; it holds the archive's size, so a new download is extracted again."""
+    return raw / f".{archive.name}.extracted"
+
+
+def _extracted(raw: Path, archive: Path) -> bool:
+    stamp = _stamp(raw, archive)
+    return stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == str(archive.stat().st_size)
+
+
+def extract_one(archive: Path, raw: Path, bar: tqdm) -> None:
+    """Extract into a temporary folder, move the files into place, then write the stamp: a killed
+    extraction leaves no stamp and is redone whole."""
+    tmp = raw / f".{archive.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with tarfile.open(archive) as tar:
+            done = 0
+            for member in tar:
+                tar.extract(member, tmp, filter="data")   # refuses paths leaving tmp, links out, devices
+                bar.update(tar.offset - done)
+                done = tar.offset
+            bar.update(archive.stat().st_size - done)     # the end-of-archive blocks
+    except (tarfile.TarError, OSError, EOFError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataDirError(f"{archive}: cannot extract ({e}); the archive is damaged or cut short: "
+                           f"{FIX_DOWNLOAD}") from None
+    for folder, _, names in os.walk(tmp):
+        for name in names:
+            src = Path(folder) / name
+            dst = raw / src.relative_to(tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    atomic_write_text(_stamp(raw, archive), f"{archive.stat().st_size}\n")
+    shutil.rmtree(tmp)
+
+
+def extract_audios(root: Path, archives: list[str], nj: int, progress: bool) -> Path:
+    """Extract the downloaded archives of a selection into <root>/raw_audios/ (each once); returns that folder.
+    Archives not downloaded are passed over: their audio may already be there (checked later)."""
+    raw = root / RAW_AUDIOS
+    todo = [root / a for a in archives if (root / a).is_file() and not _extracted(raw, root / a)]
+    if todo:
+        raw.mkdir(parents=True, exist_ok=True)
+        total = sum(a.stat().st_size for a in todo)
+        with tqdm(total=total, desc="extract", unit="B", unit_scale=True, disable=not progress) as bar, \
+                ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
+            for _ in pool.map(lambda a: extract_one(a, raw, bar), todo):
+                pass
+        log.info("extracted %d archive(s) into %s", len(todo), raw)
+    return raw
+
+
+def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) -> None:
+    """Every recording exists, its header reads, and no segment starts past its end."""
+    for rec_id, rec in recordings.items():
+        if not rec.path.is_file():
+            raise DataDirError(f"{rec.path}: audio of '{rec_id}' not found (used from {rec.last_row}); it comes in "
+                               f"{rec.archive}: {FIX_DOWNLOAD}")
+
+    def check(item: tuple[str, Recording]) -> None:
+        rec_id, rec = item
+        try:
+            duration = soundfile.info(str(rec.path)).duration
+        except (soundfile.LibsndfileError, RuntimeError) as e:
+            raise AudioError(f"{rec.path}: cannot read the audio of '{rec_id}' ({e}); to extract {rec.archive} "
+                             f"again, remove its stamp (.<archive>.extracted) in {rec.path.parents[2]} and rerun; "
+                             f"or {FIX_DOWNLOAD}") from None
+        if rec.last_start >= duration:
+            raise DataDirError(f"{rec.last_row}: segment starts at {rec.last_start} s but {rec.path} lasts only "
+                               f"{duration:.2f} s; the audio is cut short: {FIX_DOWNLOAD}")
+
+    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
+        for _ in tqdm(pool.map(check, recordings.items()), total=len(recordings), desc="check audio",
+                      unit=" recordings", disable=not progress):
+            pass
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+def write_split(dst: Path, utts: list[Utterance], extra: dict[str, dict[str, str]] | None = None) -> None:
+    """Build the data dir in <dst>.tmp, validate it, and rename it over <dst>."""
+    tmp, old = dst.with_name(dst.name + ".tmp"), dst.with_name(dst.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_data_dir(tmp, utts)
+    for name, table in (extra or {}).items():
+        write_table(tmp / name, table)
+    DataDir(tmp).validate()
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        dst.rename(old)
+    tmp.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fingerprint(what: str, langs: list[str], years: list[str], v2: bool, raw: Path, tables: list[Path]) -> dict:
+    """What the outputs depend on: the selection, where the audio is, and the manifests' sizes and dates."""
+    return {"what": what, "langs": langs, "years": years, "v2": v2, "raw_audios": str(raw),
+            "tables": {str(t): [t.stat().st_size, t.stat().st_mtime_ns] for t in tables}}
+
+
+def _outputs_complete(out: Path, splits: list[str]) -> bool:
+    """The data dirs are there and so is every recording they name."""
+    try:
+        return bool(splits) and all(Path(path).is_file() for split in splits
+                                    for path in read_table(out / split / "wav.scp").values())
+    except DataDirError:
+        return False
+
+
+def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: list[str] | None = None,
+            years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> dict[str, int]:
+    """Extract the selection's audio under <root> and write its data dirs under <out>; returns the
+    number of utterances per split. A rerun with the same selection and manifests does nothing."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    langs, years = check_selection(what, langs, years)
+    if what == "unlabelled":
+        tables = [find_table(root, UNLABELLED_TABLE, "unlabelled_data/unlabelled_v2.tsv.gz")]
+    else:
+        tables = [find_table(root, asr_table(lang), f"transcribed_data/{lang}/asr_{lang}.tsv.gz") for lang in langs]
+    raw = root / RAW_AUDIOS
+    fingerprint = _fingerprint(what, langs, years, v2, raw, tables)
+    done = out / ".prepare_voxpopuli.done"
+    if done.is_file():
+        previous = json.loads(done.read_text(encoding="utf-8"))
+        if previous.get("inputs") == fingerprint and _outputs_complete(out, previous.get("counts", {})):
+            log.info("%s: up to date (%s)", out, done.name)
+            return previous["counts"]
+
+    extract_audios(root, audio_tars(what, langs, years, v2), nj, progress)
+    recordings: dict[str, Recording] = {}
+    genders: dict[str, str] = {}
+    if what == "unlabelled":
+        utts, recordings = unlabelled_utterances(tables[0], raw, langs, years, v2, progress)
+        splits = {"train": utts}
+    else:
+        splits = {split: [] for split in ASR_SPLITS}
+        for lang, table in zip(langs, tables):
+            for split, pairs in asr_utterances(table, raw, lang, years, progress, recordings).items():
+                splits[split] += [u for u, _ in pairs]
+                genders.update((u.id, g) for u, g in pairs)
+    empty = [split for split, utts in splits.items() if not utts]
+    if empty:
+        raise DataDirError(f"no {what} utterances for split(s) {', '.join(empty)} in languages {' '.join(langs)} "
+                           f"and years {' '.join(years)}; choose more years (--years) or languages (--langs)")
+    check_recordings(recordings, nj, progress)
+
+    out.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)   # the data dirs are about to change
+    counts = {}
+    for split, utts in splits.items():
+        extra = {"utt2gender": {u.id: genders[u.id] for u in utts}} if genders else None
+        write_split(out / split, utts, extra)
+        counts[split] = len(utts)
+        log.info("%s: %d utterances (%s)", out / split, len(utts), " ".join(langs))
+    atomic_write_text(done, json.dumps({"inputs": fingerprint, "counts": counts}, indent=1) + "\n")
+    return counts
