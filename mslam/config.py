@@ -174,18 +174,51 @@ def resolve_shipped(name: str | os.PathLike, conf_dir: Path) -> Path:
     raise ConfigError(f"{name}: no such config file, and not a shipped config (shipped: {known})")
 
 
+def read_config_file(path: str | os.PathLike, conf_dir: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config as a dict, with its `base:` resolved: `base: NAME` (a path relative to this file, or a
+    shipped config's name) is read first and this file's keys are merged over it, section by section.
+    A recipe's config thus names a shipped one and states only what it changes."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    local = path.parent / str(base)
+    base_path = local if local.is_file() else resolve_shipped(str(base), conf_dir)
+    if base_path.resolve() in _seen:
+        raise ConfigError(f"{path}: base: {base} includes itself")
+    merged = read_config_file(base_path, conf_dir, _seen + (path.resolve(),))
+    _merge_into(merged, data)
+    return merged
+
+
+def _merge_into(base: dict, over: dict) -> None:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
+        else:
+            base[key] = value
+
+
 def load_with_overrides(source: str | os.PathLike | dict, schema: type[T], conf_dir: Path,
                         overrides: list[str] = ()) -> T:
     """A config from a YAML path / shipped name / dict, with `key.path=value` overrides (values in YAML)."""
     if isinstance(source, dict):
         return load_config(apply_overrides(source, overrides), schema)
     path = resolve_shipped(source, conf_dir)
-    cfg = load_config(path, schema)  # errors name the file
-    if not overrides:
-        return cfg
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    return load_config(apply_overrides(data, overrides), schema)
+    data = read_config_file(path, conf_dir)
+    try:
+        return load_config(apply_overrides(data, overrides), schema)
+    except ConfigError as e:  # errors name the file, not "<dict>"
+        raise ConfigError(str(e).replace("<dict>", str(path), 1)) from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -25,7 +25,20 @@ stage_begin() {
     rm -f "$stage_dir/$n.done"
     echo "stage $n: $name ($(date '+%F %T'))"
     stage_start=$(date +%s)
+    stage_current="$n ($name)"
     return 0
+}
+
+# Run one command of the current stage under a job launcher, its output in LOG; if it fails, stop the
+# recipe with the stage and the log named (and the log's last lines, where the error usually is).
+#   stage_cmd "$train_cmd" exp/log/data_prep.log local/data.sh --langs "de fr"
+stage_cmd() {
+    local launcher=$1 log=$2; shift 2
+    if ! $launcher "$log" "$@"; then
+        echo "stage ${stage_current:-?} failed; see $log" >&2
+        [ -f "$log" ] && tail -n 5 "$log" | sed 's/^/    /' >&2
+        exit 1
+    fi
 }
 
 stage_end() {

@@ -78,7 +78,7 @@ if stage_begin 2 "character vocabulary, CMVN statistics and few-label data sets"
     python -m mslam.bin.build_char_vocab --text-shards "$data/text_shards/train" \
         --data-dirs "$data/asr/train" "$data/st/train" "$data/mt/train" --out "$data/chars.txt"
     python local/few_label_sets.py "$data" "$labels_per_lang"
-    python local/sample_cmvn.py "$data/speech/train" "$data/cmvn.npz"
+    python -m mslam.bin.compute_cmvn --no-progress "$data/speech/train" "$data/cmvn.npz"
     stage_end 2
 fi
 

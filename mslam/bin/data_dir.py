@@ -7,6 +7,7 @@
     python -m mslam.bin.data_dir subset data/train data/r --random 1000 --seed 3
     python -m mslam.bin.data_dir subset data/train data/x --utt-list ids.txt
     python -m mslam.bin.data_dir combine data/all data/a data/b ...
+    python -m mslam.bin.data_dir durations data/train          # utt2dur from the audio headers
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mslam.data.kaldi import DataDir, DataDirError, combine_data_dirs, fix_data_dir, subset_data_dir
+from mslam.data.audio import AudioError
+from mslam.data.kaldi import (DataDir, DataDirError, add_durations, combine_data_dirs, fix_data_dir,
+                              subset_data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--utt-list", type=Path, help="file with one utterance id per line")
     s.add_argument("--langs", help="comma-separated language codes (needs utt2lang)")
     s.add_argument("--per-lang", type=int, help="at most N utterances per language")
+    sub.add_parser("durations", help="write utt2dur from the audio headers, unless the dir has lengths").add_argument("dir", type=Path)
     c = sub.add_parser("combine", help="concatenate data dirs")
     c.add_argument("dst", type=Path)
     c.add_argument("srcs", type=Path, nargs="+")
@@ -43,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fix":
             r = fix_data_dir(args.dir)
             print(f"{args.dir}: kept {r['kept']} utterances, dropped {r['dropped']} (missing from some table)")
+        elif args.command == "durations":
+            n = add_durations(args.dir)
+            print(f"{args.dir}: " + (f"utt2dur for {n} utterances" if n else "has utterance lengths already"))
         elif args.command == "subset":
             ids = None
             if args.utt_list:
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.dst}: {n} utterances")
         else:
             print(f"{args.dst}: {combine_data_dirs(args.dst, args.srcs)} utterances")
-    except DataDirError as e:
+    except (DataDirError, AudioError) as e:
         print(f"data_dir {args.command}: {e}", file=sys.stderr)
         return 1
     return 0

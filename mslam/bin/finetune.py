@@ -16,11 +16,12 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from mslam.config import ConfigError
 from mslam.data.audio import AudioError
 from mslam.data.kaldi import DataDirError
-from mslam.tasks.finetune import finetune, load_finetune_config
+from mslam.tasks.finetune import finetune, load_finetune_config, prepare
 from mslam.train.checkpoint import CheckpointError
 from mslam.train.trainer import NonFiniteLossError
 
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config keys, e.g. trainer.max_steps=100 data.root=data (values are YAML)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument("--targets-only", action="store_true",
+                   help="only build the target vocabulary (OUTPUT_DIR/tokens) and stop (a recipe's stage)")
     args = p.parse_args(argv)
     if not args.task and not args.config:
         p.error("give --task or --config")
@@ -48,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"init={args.init}")
     try:
         cfg = load_finetune_config(args.config or args.task, overrides)
+        if args.targets_only:
+            _, targets, _ = prepare(cfg, Path(args.output_dir))
+            print(f"finetune: {len(targets)} targets in {targets.path}")
+            return 0
         path = finetune(cfg, args.output_dir, resume=args.resume, progress_bar=not args.no_progress)
     except (ConfigError, DataDirError, AudioError, CheckpointError, NonFiniteLossError) as e:
         print(f"finetune: error: {e}", file=sys.stderr)

@@ -405,3 +405,31 @@ def filter_utterances(src: str | os.PathLike, dst: str | os.PathLike, keep: Call
     ids = {u.id for u in d if keep(u)}
     _write_selection(d, Path(dst), ids)
     return len(ids)
+
+
+LENGTH_TABLES = ("utt2num_frames", "segments", "utt2dur", "utt2num_samples")
+
+
+def add_durations(path: str | os.PathLike) -> int:
+    """Write utt2dur (seconds) for a data dir that has no length table (LENGTH_TABLES): from each file's audio
+    header (pipes and arks are decoded). Returns the number of utterances written (0: it had lengths)."""
+    import soundfile
+    from mslam.data.audio import AudioError, read_audio
+    d = DataDir(path)
+    if any(name in d.tables for name in LENGTH_TABLES):
+        return 0
+    durations = {}
+    for utt in d:
+        entry = (utt.wav or "").strip()
+        if not entry:
+            raise DataDirError(f"{d.path}: utterance '{utt.id}' has no wav.scp entry")
+        if os.path.isfile(entry):
+            try:
+                durations[utt.id] = soundfile.info(entry).duration
+            except soundfile.LibsndfileError as e:
+                raise AudioError(f"utterance '{utt.id}': {entry} has no readable audio header ({e})") from None
+        else:  # a pipe or an ark: decode it
+            samples, rate = read_audio(entry, utt.id)
+            durations[utt.id] = len(samples) / rate
+    write_table(d.path / "utt2dur", {u: f"{v:.4f}" for u, v in durations.items()})
+    return len(durations)

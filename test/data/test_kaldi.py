@@ -158,3 +158,29 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_table(tmp_path / "t", {"b": 2})
     assert (tmp_path / "t").read_text() == "a 1\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t"]
+
+
+def test_durations_come_from_the_audio_headers_once(spoken_dir, tmp_path):
+    import shutil
+
+    import soundfile
+    d = tmp_path / "d"
+    shutil.copytree(spoken_dir, d)
+    run = [sys.executable, "-m", "mslam.bin.data_dir", "durations", str(d)]
+    r = subprocess.run(run, capture_output=True, text=True)
+    assert r.returncode == 0 and "utt2dur for 4 utterances" in r.stdout, r.stderr
+    table = DataDir(d).validate().tables["utt2dur"]
+    for utt, wav in DataDir(d).tables["wav.scp"].items():
+        info = soundfile.info(wav)
+        assert float(table[utt]) == pytest.approx(info.frames / info.samplerate, abs=1e-4)
+    stamp = (d / "utt2dur").stat().st_mtime_ns
+    r = subprocess.run(run, capture_output=True, text=True)   # has lengths now: nothing to do
+    assert r.returncode == 0 and "has utterance lengths already" in r.stdout
+    assert (d / "utt2dur").stat().st_mtime_ns == stamp
+    (d / "utt2dur").unlink()
+    bad = tmp_path / "bad.wav"   # (the session's audio files are shared: point at a broken copy instead)
+    bad.write_bytes(b"not audio")
+    scp = DataDir(d).tables["wav.scp"]
+    write_table(d / "wav.scp", {**scp, next(iter(scp)): str(bad)})
+    r = subprocess.run(run, capture_output=True, text=True)
+    assert r.returncode == 1 and "no readable audio header" in r.stderr and "Traceback" not in r.stderr

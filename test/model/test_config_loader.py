@@ -70,3 +70,20 @@ def test_shipped_configs_load(name):
     assert (CONF_DIR / f"{name}.yaml").exists()
     cfg = load_pretrain_config(name)
     assert cfg.objective.variant == "mslam-ctc"
+
+
+def test_base_merges_a_recipe_config_over_a_shipped_one(tmp_path):
+    (tmp_path / "scale.yaml").write_text("base: mslam_0.6b\ntrainer: {grad_accum: 4}\ndata: {speech: {batch_sequences: 64}}\n")
+    (tmp_path / "run.yaml").write_text("base: scale.yaml\noptim: {peak_lr: 1.0e-4}\n")
+    cfg = load_pretrain_config(tmp_path / "run.yaml", ["trainer.max_steps=7"])
+    shipped = load_pretrain_config("mslam_0.6b")
+    assert cfg.trainer.grad_accum == 4 and cfg.trainer.max_steps == 7 and cfg.optim.peak_lr == 1.0e-4
+    assert cfg.data.speech.batch_sequences == 64
+    # what the files do not say comes from the shipped config, section by section
+    assert cfg.data.speech.max_frames == shipped.data.speech.max_frames and cfg.model == shipped.model
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_pretrain_config(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("base: mslam_0.6b\ntrainer: {max_stepz: 3}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*max_stepz"):
+        load_pretrain_config(tmp_path / "bad.yaml")

@@ -16,16 +16,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from mslam.bin.pretrain_report import pretraining_section  # noqa: E402
 from mslam.scoring.plots import bar_chart  # noqa: E402
 from mslam.scoring.tables import cls_table, markdown_table, st_table, zeroshot_table  # noqa: E402
-from mslam.train.progress import read_json_log  # noqa: E402
 
 NAMES = {"none": "no pre-training", "w2v-bert": "w2v-bert (speech only)", "mslam-tlm": "mSLAM-TLM",
          "mslam-ctc": "mSLAM-CTC"}
-PRETRAIN_TERMS = ["loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc"]
 
 
 def load(path: Path):
@@ -50,34 +48,6 @@ def environment(size: str, data: Path) -> str:
         f"- mslam commit: {commit}",
         f"- corpus: size {size}, seed {summary.get('seed', '?')}, espeak-ng engine {summary.get('espeak_engine', '?')}",
     ])
-
-
-def pretraining(exp: Path, models: list[str], plots: Path) -> str:
-    runs = {m: read_json_log(exp / f"pretrain_{m}/train.jsonl") for m in models
-            if (exp / f"pretrain_{m}/train.jsonl").is_file()}
-    if not runs:
-        return "No pre-training run found.\n"
-    rows = []
-    for m, log in runs.items():
-        last = log[-1]
-        seconds = sum(r["step_time"] * (r["step"] - p["step"]) for p, r in zip([{"step": 0}] + log, log))
-        rows.append([NAMES[m], last["step"], round(seconds), *(last.get(t) for t in PRETRAIN_TERMS)])
-    terms = [t for t in PRETRAIN_TERMS if any(r.get(t) is not None for log in runs.values() for r in log)]
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3))
-    for ax, term in zip(axes, terms):
-        for m, log in runs.items():
-            pts = [(r["step"], r[term]) for r in log if r.get(term) is not None]
-            if pts:
-                ax.plot(*zip(*pts), label=NAMES[m])
-        ax.set_title(term)
-        ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plots / "pretrain_loss.png", dpi=90)
-    plt.close(fig)
-    header = ["encoder", "steps", "seconds", *PRETRAIN_TERMS]
-    return (markdown_table(header, [r[:3] + [r[3 + PRETRAIN_TERMS.index(t)] for t in PRETRAIN_TERMS] for r in rows])
-            + f"\nLast logged value of each loss term (lower is better). ![pre-training losses]({plots.as_posix()}/pretrain_loss.png)\n")
 
 
 def main() -> None:
@@ -121,7 +91,8 @@ def main() -> None:
         "file; see README.md for what the corpus is and what it can and cannot show.\n",
         "## Environment\n", environment(args.size, Path(args.data)) + "\n",
         "## Command\n", f"```\n{args.command.strip()}\n```\n",
-        "## Pre-training (same steps and speech batch for each encoder)\n", pretraining(exp, models, plots),
+        "## Pre-training (same steps and speech batch for each encoder)\n", pretraining_section({NAMES[m]: exp / f"pretrain_{m}" for m in models if m != "none"},
+                            plots / "pretrain_loss.png"),
         "## Speech translation X -> En, BLEU (the CoVoST 2 table)\n",
         "Groups for the toy corpus (conf/st_groups.json): high de fr es, mid it ru pt pl, low nl cs sv uk ar he "
         "(by hours of speech per language in pre-training).\n",

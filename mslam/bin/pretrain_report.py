@@ -1,0 +1,77 @@
+"""Summarise pre-training runs: a table of the last logged value of each loss term and a PNG of the curves.
+
+    python -m mslam.bin.pretrain_report --run mslam-ctc=exp/pretrain --out exp/pretrain/RESULTS.md \
+        --plot exp/pretrain/loss.png
+
+Reads each run's train.jsonl (written by mslam.bin.pretrain).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mslam.scoring.tables import markdown_table
+from mslam.train.progress import read_json_log
+
+LOSS_TERMS = ["loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc"]
+
+
+def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathLike) -> str:
+    """Markdown: one row per run (steps, seconds, last value of each loss term) and the curves' PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: read_json_log(Path(d) / "train.jsonl") for name, d in runs.items()
+            if (Path(d) / "train.jsonl").is_file()}
+    logs = {name: log for name, log in logs.items() if log}
+    if not logs:
+        return "No pre-training run found.\n"
+    rows = []
+    for name, log in logs.items():
+        last = log[-1]
+        seconds = sum(r["step_time"] * (r["step"] - p["step"]) for p, r in zip([{"step": 0}] + log, log))
+        rows.append([name, last["step"], round(seconds), *(last.get(t) for t in LOSS_TERMS)])
+    terms = [t for t in LOSS_TERMS if any(r.get(t) is not None for log in logs.values() for r in log)]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        for name, log in logs.items():
+            points = [(r["step"], r[term]) for r in log if r.get(term) is not None]
+            if points:
+                ax.plot(*zip(*points), label=name)
+        ax.set_title(term)
+        ax.set_xlabel("step")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    Path(plot).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(plot, dpi=90)
+    plt.close(fig)
+    return (markdown_table(["encoder", "steps", "seconds", *LOSS_TERMS], rows)
+            + f"\nLast logged value of each loss term (lower is better). ![pre-training losses]({Path(plot).as_posix()})\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
+    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--plot", required=True, help="PNG of the loss curves")
+    args = p.parse_args(argv)
+    runs = {}
+    for item in args.run:
+        name, sep, path = item.partition("=")
+        if not sep:
+            p.error(f"--run {item}: expected NAME=RUN_DIR")
+        runs[name] = path
+    section = pretraining_section(runs, args.plot)
+    if section.startswith("No pre-training run"):
+        print(f"pretrain_report: no train.jsonl in {' '.join(runs.values())}", file=sys.stderr)
+        return 1
+    Path(args.out).write_text("# Pre-training\n\n" + section, encoding="utf-8")
+    print(f"pretrain_report: wrote {args.out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
