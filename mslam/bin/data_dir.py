@@ -7,7 +7,7 @@
     python -m mslam.bin.data_dir subset data/train data/r --random 1000 --seed 3
     python -m mslam.bin.data_dir subset data/train data/x --utt-list ids.txt
     python -m mslam.bin.data_dir combine data/all data/a data/b ...
-    python -m mslam.bin.data_dir durations data/train          # utt2dur from the audio headers
+    python -m mslam.bin.data_dir validate --add-durations data/train data/dev   # + utt2dur where no lengths
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="data_dir", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="check every table and their agreement").add_argument("dir", type=Path)
+    v = sub.add_parser("validate", help="check every table and their agreement")
+    v.add_argument("dirs", type=Path, nargs="+")
+    v.add_argument("--add-durations", action="store_true",
+                   help="write utt2dur (from the audio headers) into a dir that has no utterance lengths")
     sub.add_parser("fix", help="sort tables, keep utterances present in all of them").add_argument("dir", type=Path)
     s = sub.add_parser("subset", help="copy a subset")
     s.add_argument("src", type=Path)
@@ -35,21 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--utt-list", type=Path, help="file with one utterance id per line")
     s.add_argument("--langs", help="comma-separated language codes (needs utt2lang)")
     s.add_argument("--per-lang", type=int, help="at most N utterances per language")
-    sub.add_parser("durations", help="write utt2dur from the audio headers, unless the dir has lengths").add_argument("dir", type=Path)
     c = sub.add_parser("combine", help="concatenate data dirs")
     c.add_argument("dst", type=Path)
     c.add_argument("srcs", type=Path, nargs="+")
     args = p.parse_args(argv)
     try:
         if args.command == "validate":
-            d = DataDir(args.dir).validate()
-            print(f"{args.dir}: valid, {len(d)} utterances, tables: {' '.join(d.tables)}")
+            for path in args.dirs:
+                d = DataDir(path).validate()
+                print(f"{path}: valid, {len(d)} utterances, tables: {' '.join(d.tables)}")
+                if args.add_durations and add_durations(path):
+                    print(f"{path}: wrote utt2dur from the audio headers")
         elif args.command == "fix":
             r = fix_data_dir(args.dir)
             print(f"{args.dir}: kept {r['kept']} utterances, dropped {r['dropped']} (missing from some table)")
-        elif args.command == "durations":
-            n = add_durations(args.dir)
-            print(f"{args.dir}: " + (f"utt2dur for {n} utterances" if n else "has utterance lengths already"))
         elif args.command == "subset":
             ids = None
             if args.utt_list:

@@ -18,8 +18,10 @@ from mslam.train.progress import read_json_log
 LOSS_TERMS = ["loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc"]
 
 
-def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathLike) -> str:
-    """Markdown: one row per run (steps, seconds, last value of each loss term) and the curves' PNG."""
+def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathLike,
+                        link: str | None = None) -> str:
+    """Markdown: one row per run (steps, seconds, last value of each loss term) and the curves' PNG
+    (drawn to `plot`, linked as `link`: a path relative to the markdown file; default `plot`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -49,7 +51,7 @@ def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathL
     fig.savefig(plot, dpi=90)
     plt.close(fig)
     return (markdown_table(["encoder", "steps", "seconds", *LOSS_TERMS], rows)
-            + f"\nLast logged value of each loss term (lower is better). ![pre-training losses]({Path(plot).as_posix()})\n")
+            + f"\nLast logged value of each loss term (lower is better). ![pre-training losses]({link or Path(plot).as_posix()})\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             p.error(f"--run {item}: expected NAME=RUN_DIR")
         runs[name] = path
-    section = pretraining_section(runs, args.plot)
+    link = Path(os.path.relpath(args.plot, Path(args.out).resolve().parent)).as_posix()
+    section = pretraining_section(runs, args.plot, link)
     if section.startswith("No pre-training run"):
         print(f"pretrain_report: no train.jsonl in {' '.join(runs.values())}", file=sys.stderr)
         return 1

@@ -166,16 +166,16 @@ def test_durations_come_from_the_audio_headers_once(spoken_dir, tmp_path):
     import soundfile
     d = tmp_path / "d"
     shutil.copytree(spoken_dir, d)
-    run = [sys.executable, "-m", "mslam.bin.data_dir", "durations", str(d)]
+    run = [sys.executable, "-m", "mslam.bin.data_dir", "validate", "--add-durations", str(d)]
     r = subprocess.run(run, capture_output=True, text=True)
-    assert r.returncode == 0 and "utt2dur for 4 utterances" in r.stdout, r.stderr
+    assert r.returncode == 0 and "wrote utt2dur" in r.stdout, r.stderr
     table = DataDir(d).validate().tables["utt2dur"]
     for utt, wav in DataDir(d).tables["wav.scp"].items():
         info = soundfile.info(wav)
         assert float(table[utt]) == pytest.approx(info.frames / info.samplerate, abs=1e-4)
     stamp = (d / "utt2dur").stat().st_mtime_ns
     r = subprocess.run(run, capture_output=True, text=True)   # has lengths now: nothing to do
-    assert r.returncode == 0 and "has utterance lengths already" in r.stdout
+    assert r.returncode == 0 and "valid, 4 utterances" in r.stdout and "wrote utt2dur" not in r.stdout
     assert (d / "utt2dur").stat().st_mtime_ns == stamp
     (d / "utt2dur").unlink()
     bad = tmp_path / "bad.wav"   # (the session's audio files are shared: point at a broken copy instead)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# @NAME@: Kaldi data dirs from the downloaded corpus (stage 2). Called as
+#   local/data.sh [--langs "a b"] --data DIR [--nj N]
+# Must write DIR/train, DIR/dev and DIR/test (wav.scp, text, utt2spk, spk2utt, utt2lang, and the task's
+# targets: st text.en, intent utt2intent); stage 2 validates them.
+set -euo pipefail
+langs=
+data=data
+nj=4
+. ./path.sh
+. ./db.sh
+. "$MAIN_ROOT/tools/parse_options.sh"
+echo "local/data.sh: not written yet for this corpus; see egs/TEMPLATE/README.md" >&2
+exit 1

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# VoxPopuli ASR: Kaldi data dirs $data/{train,dev,test} (segments into the session recordings, text:
+# the normalised transcript, utt2lang) of every chosen language together. Stage 2.
+#   local/data.sh [--langs "a b"] [--years "2019 2020"] --data DIR [--nj N]
+set -euo pipefail
+langs=
+years=
+data=data
+nj=4
+. ./path.sh
+. ./db.sh
+. "$MAIN_ROOT/tools/parse_options.sh"
+python -m mslam.bin.prepare_voxpopuli prepare --what asr --root "$VOXPOPULI" --out "$data" --nj "$nj" --no-progress \
+    ${langs:+--langs "${langs// /,}"} ${years:+--years "${years// /,}"}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# VoxPopuli ASR: the transcribed plenary sessions ("original" audio per year) and the transcript
+# table of each chosen language into $VOXPOPULI (db.sh) from $VOXPOPULI_URL (stage 1). Interrupted
+# downloads resume; files already complete are not fetched again.
+#   local/download.sh [--langs "a b"] [--years "2019 2020"] [--checksums SHA256SUMS]
+set -euo pipefail
+langs=
+years=      # default: every year (2009-2020)
+checksums=
+. ./path.sh
+. ./db.sh
+. "$MAIN_ROOT/tools/parse_options.sh"
+python -m mslam.bin.prepare_voxpopuli files --what asr ${langs:+--langs "${langs// /,}"} ${years:+--years "${years// /,}"} |
+    python -m mslam.bin.download --base-url "$VOXPOPULI_URL" --out "$VOXPOPULI" --list - --no-progress \
+        ${checksums:+--checksums "$checksums"}

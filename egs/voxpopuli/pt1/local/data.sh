@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# mSLAM pre-training data (stage 2):
+#   $data/speech/train    unlabeled speech: VoxPopuli segments
+#   $data/paired/{train,dev,test}   speech with transcripts: VoxPopuli ASR
+#   $data/text/{train,dev}/<lang>.txt   mC4 sentences: egs/mc4/text1's output (db.sh: MC4_TEXT)
+# (run.sh adds the data dirs of db.sh's EXTRA_SPEECH_DIRS and EXTRA_PAIRED_DIRS to the first two)
+#   local/data.sh [--langs "a b"] [--years "2019 2020"] --data DIR [--nj N]
+set -euo pipefail
+langs=
+years=
+data=data
+nj=4
+. ./path.sh
+. ./db.sh
+. "$MAIN_ROOT/tools/parse_options.sh"
+select=(${langs:+--langs "${langs// /,}"} ${years:+--years "${years// /,}"})
+python -m mslam.bin.prepare_voxpopuli prepare --what unlabelled --root "$VOXPOPULI" --out "$data/speech" \
+    --nj "$nj" --no-progress "${select[@]}"
+python -m mslam.bin.prepare_voxpopuli prepare --what asr --root "$VOXPOPULI" --out "$data/paired" \
+    --nj "$nj" --no-progress "${select[@]}"
+
+text_dir=$MC4_TEXT
+if [ ! -d "$text_dir/train" ]; then
+    echo "local/data.sh: no text shards in $text_dir/train; run egs/mc4/text1 first (./run.sh there), or set MC4_TEXT" >&2
+    exit 1
+fi
+rm -rf "$data/text"
+mkdir -p "$data/text"
+for split in train dev; do
+    [ -d "$text_dir/$split" ] && ln -s "$(cd "$text_dir/$split" && pwd)" "$data/text/$split"
+done
+echo "local/data.sh: text shards of $(ls "$data/text/train" | wc -l) languages from $text_dir"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# mSLAM pre-training data from VoxPopuli: the unlabeled per-language session audio with its segment
+# table, and the transcribed sessions (paired speech-text) with their transcript tables, into
+# $VOXPOPULI (db.sh) from $VOXPOPULI_URL (stage 1). The text comes from egs/mc4/text1 (run it first).
+# Interrupted downloads resume; files already complete are not fetched again.
+#   local/download.sh [--langs "a b"] [--years "2019 2020"] [--checksums SHA256SUMS]
+set -euo pipefail
+langs=
+years=      # default: every year (2009-2020)
+checksums=
+. ./path.sh
+. ./db.sh
+. "$MAIN_ROOT/tools/parse_options.sh"
+python -m mslam.bin.prepare_voxpopuli files --what unlabelled,asr ${langs:+--langs "${langs// /,}"} \
+    ${years:+--years "${years// /,}"} |
+    python -m mslam.bin.download --base-url "$VOXPOPULI_URL" --out "$VOXPOPULI" --list - --no-progress \
+        ${checksums:+--checksums "$checksums"}
