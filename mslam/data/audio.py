@@ -45,10 +45,11 @@ def _read_bytes_or_path(entry: str, utt: str):
     return str(path)
 
 
-def read_audio(entry: str, utt: str = "?") -> tuple[np.ndarray, int]:
-    """Read a wav.scp entry as float32 mono samples in [-1, 1] and its sample rate.
+def read_audio(entry: str, utt: str = "?", segment: Segment | None = None) -> tuple[np.ndarray, int]:
+    """Read a wav.scp entry (cut to `segment`) as float32 mono samples in [-1, 1] and its sample rate.
 
-    Multi-channel audio is averaged to mono (as ESPnet does for single-channel models).
+    Multi-channel audio is averaged to mono (as ESPnet does for single-channel models). A segment of
+    a plain file is read on its own (hour-long session recordings are not decoded per utterance).
     """
     is_ark = ".ark:" in entry and not entry.rstrip().endswith("|")
     if is_ark:
@@ -67,10 +68,21 @@ def read_audio(entry: str, utt: str = "?") -> tuple[np.ndarray, int]:
             raise AudioError(f"utterance '{utt}': '{entry}' is cut short: its WAV header promises {missing} "
                              "more bytes of samples than the file holds (an interrupted copy?)")
         try:
-            samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+            if segment is not None and isinstance(source, str):
+                info = soundfile.info(source)
+                start, stop = _segment_samples(segment, info.samplerate, info.frames, entry, utt)
+                samples, rate = soundfile.read(source, start=start, stop=stop, dtype="float32", always_2d=True)
+                segment = None   # cut already
+            else:
+                samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+        except AudioError:
+            raise
         except Exception as e:  # soundfile.LibsndfileError and RuntimeError for truncated streams
             raise AudioError(f"utterance '{utt}': cannot decode '{entry}': {e}") from None
         samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if segment is not None:
+        start, stop = _segment_samples(segment, rate, len(samples), entry, utt)
+        samples = samples[start:stop]
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if samples.size == 0:
         raise AudioError(f"utterance '{utt}': '{entry}' holds no samples (empty audio)")
@@ -102,6 +114,14 @@ def _wav_bytes_missing(source) -> int:
     return 0
 
 
+def _segment_samples(segment: Segment, rate: int, total: int, entry: str, utt: str) -> tuple[int, int]:
+    start, stop = int(round(segment.start * rate)), int(round(segment.end * rate))
+    if start >= total:
+        raise AudioError(f"utterance '{utt}': segment starts at {segment.start:.2f} s but "
+                         f"'{entry}' lasts {total / rate:.2f} s")
+    return start, min(stop, total)
+
+
 @functools.lru_cache(maxsize=16)
 def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
     # The filter kernel is computed once per rate pair, not once per utterance.
@@ -118,13 +138,7 @@ def resample(samples: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE)
 def load_audio(entry: str, *, utt: str = "?", segment: Segment | None = None,
                sample_rate: int = SAMPLE_RATE, allow_resample: bool = True) -> torch.Tensor:
     """Load a wav.scp entry as a 1-D float32 tensor at `sample_rate` (cut to `segment` first)."""
-    samples, rate = read_audio(entry, utt)
-    if segment is not None:
-        start, end = int(round(segment.start * rate)), int(round(segment.end * rate))
-        if start >= samples.size:
-            raise AudioError(f"utterance '{utt}': segment starts at {segment.start:.2f} s but "
-                             f"'{entry}' lasts {samples.size / rate:.2f} s")
-        samples = samples[start:end]
+    samples, rate = read_audio(entry, utt, segment)
     wave = torch.from_numpy(samples)
     if rate != sample_rate:
         if not allow_resample:

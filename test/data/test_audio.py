@@ -102,3 +102,20 @@ def test_bad_inputs_name_the_utterance(tmp_path, speech):
         assert cut.numel() < read_audio(wav)[0].size
     except AudioError as e:
         assert "utt" in str(e) or "trunc.flac" in str(e)
+
+
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+def test_a_segment_of_a_file_is_read_alone_and_equals_the_cut_of_the_whole(tmp_path, speech, fmt, subtype):
+    samples, rate, _ = speech
+    path = tmp_path / f"session.{fmt.lower()}"
+    soundfile.write(path, np.concatenate([samples] * 3), rate, format=fmt, subtype=subtype)
+    segment = Segment("rec", 0.6, 1.7)
+    whole, _ = read_audio(f"cat {path} |")           # a pipe is decoded whole, then cut
+    start, stop = round(0.6 * rate), round(1.7 * rate)
+    part, part_rate = read_audio(str(path), "u1", segment)
+    assert part_rate == rate and part.size == stop - start
+    np.testing.assert_allclose(part, whole[start:stop], atol=1e-6)
+    piped, _ = read_audio(f"cat {path} |", "u1", segment)
+    np.testing.assert_array_equal(piped, whole[start:stop])
+    with pytest.raises(AudioError, match="segment starts at 99.00 s"):
+        read_audio(str(path), "u9", Segment("rec", 99.0, 100.0))
