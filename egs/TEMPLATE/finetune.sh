@@ -55,26 +55,13 @@ for config in $configs; do
     [ -f "$config" ] || { echo "$0: --configs: $config: no such file" >&2; exit 1; }
 done
 [ -n "$table" ] || case $task in st) table=st ;; asr) table=asr ;; *) table=cls ;; esac
-lang_opts=(); [ -z "$langs" ] || lang_opts=(--langs "$langs")
 device=cpu; [ "$ngpu" -eq 0 ] || device=cuda
 stage_dir=$exp/.stages
 . "$MAIN_ROOT/tools/stages.sh"
+. "$MAIN_ROOT/egs/TEMPLATE/corpus_stages.sh"
 mkdir -p "$exp"
 
-if stage_begin 1 "download"; then
-    checksum_opts=(); [ -z "$checksums" ] || checksum_opts=(--checksums "$checksums")
-    # Downloads resume where they stopped; files already there (and verified) are not fetched again.
-    stage_cmd "$train_cmd" "$exp/log/download.log" local/download.sh "${lang_opts[@]}" "${checksum_opts[@]}" $local_opts
-    stage_end 1
-fi
-
-if stage_begin 2 "data preparation"; then
-    stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" $local_opts
-    # The batch sampler needs each utterance's length: utt2dur from the audio headers if none is given.
-    stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations \
-        $(for set in $train_set $dev_set $test_sets; do echo "$data/$set"; done)
-    stage_end 2
-fi
+corpus_stages $(for set in $train_set $dev_set $test_sets; do echo "$data/$set"; done)
 
 # A file a pre-training run leaves beside its checkpoints (egs/TEMPLATE/pretrain.sh puts cmvn.npz and the
 # character vocabulary chars.txt there), found from the run dir, a checkpoint dir or a .pt file inside it.

@@ -47,29 +47,16 @@ help_message="Usage: $0 --pretrain-config CONFIG [options]
 . "$MAIN_ROOT/tools/parse_options.sh"
 if [ $# -gt 0 ]; then echo "$0: unexpected argument(s): $*" >&2; echo "$help_message" >&2; exit 1; fi
 [ -n "$pretrain_config" ] || { echo "$0: --pretrain-config names no pre-training config" >&2; exit 1; }
-lang_opts=(); [ -z "$langs" ] || lang_opts=(--langs "$langs")
 device=cpu; [ "$ngpu" -eq 0 ] || device=cuda
 run=$exp/pretrain
 under_data() { case $1 in /*) echo "$1" ;; *) echo "$data/$1" ;; esac; }
 yaml_list() { local out=; for x in "$@"; do out+="${out:+, }$x"; done; echo "[$out]"; }
 stage_dir=$exp/.stages
 . "$MAIN_ROOT/tools/stages.sh"
+. "$MAIN_ROOT/egs/TEMPLATE/corpus_stages.sh"
 mkdir -p "$exp"
 
-if stage_begin 1 "download"; then
-    checksum_opts=(); [ -z "$checksums" ] || checksum_opts=(--checksums "$checksums")
-    # Downloads resume where they stopped; files already there (and verified) are not fetched again.
-    stage_cmd "$train_cmd" "$exp/log/download.log" local/download.sh "${lang_opts[@]}" "${checksum_opts[@]}" $local_opts
-    stage_end 1
-fi
-
-if stage_begin 2 "data preparation"; then
-    stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" $local_opts
-    # The batch sampler needs each utterance's length: utt2dur from the audio headers if none is given.
-    stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations \
-        $(for set in $speech_sets $paired_sets; do under_data "$set"; done)
-    stage_end 2
-fi
+corpus_stages $(for set in $speech_sets $paired_sets; do under_data "$set"; done)
 
 if stage_begin 3 "character vocabulary"; then
     stage_cmd "$train_cmd" "$exp/log/vocab.log" python -m mslam.bin.build_char_vocab \
