@@ -19,6 +19,7 @@ import logging
 import sys
 
 from mslam.data.corpora import covost2
+from mslam.data.corpora.common import exit_status, split_list
 from mslam.data.kaldi import DataDirError
 
 PROG = "prepare_covost2"
@@ -26,7 +27,7 @@ PROG = "prepare_covost2"
 
 def _langs(value: str | None) -> list[str] | None:
     # "fr,de" as the brief CLI shape has it; "fr de" as recipes pass shell lists.
-    return value.replace(",", " ").split() if value else None
+    return split_list(value) if value else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,27 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nj", type=int, default=1, help="archives extracted at once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.command == "prepare":
+        args.cv_root, args.covost_root = args.cv_root or args.root, args.covost_root or args.root
+        if not args.cv_root or not args.covost_root:
+            parser.error("prepare needs --cv-root and --covost-root (or --root for both)")
+        if args.nj < 1:
+            parser.error(f"--nj must be >= 1, got {args.nj}")
     logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s")
-    try:
-        if args.command == "files":
-            print("\n".join(covost2.download_files(args.source, _langs(args.langs))))
-        elif args.command == "groups":
-            print(covost2.groups_json())
-        else:
-            cv_root, covost_root = args.cv_root or args.root, args.covost_root or args.root
-            if not cv_root or not covost_root:
-                parser.error("prepare needs --cv-root and --covost-root (or --root for both)")
-            if args.nj < 1:
-                parser.error(f"--nj must be >= 1, got {args.nj}")
-            summary = covost2.prepare(cv_root, covost_root, args.out, _langs(args.langs), nj=args.nj,
-                                      progress=not args.no_progress)
-            sizes = ", ".join(f"{split} {n}" for split, n in summary["utterances"].items())
-            state = "already up to date" if summary["up_to_date"] else "written"
-            print(f"{PROG}: {args.out} {state}: {sizes} utterances ({' '.join(summary['langs'])})")
-    except (DataDirError, OSError) as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(PROG, run, args, errors=(DataDirError, OSError))
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "files":
+        print("\n".join(covost2.download_files(args.source, _langs(args.langs))))
+    elif args.command == "groups":
+        print(covost2.groups_json())
+    else:
+        summary = covost2.prepare(args.cv_root, args.covost_root, args.out, _langs(args.langs), nj=args.nj,
+                                  progress=not args.no_progress)
+        sizes = ", ".join(f"{split} {n}" for split, n in summary["utterances"].items())
+        state = "already up to date" if summary["up_to_date"] else "written"
+        print(f"{PROG}: {args.out} {state}: {sizes} utterances ({' '.join(summary['langs'])})")
 
 
 if __name__ == "__main__":

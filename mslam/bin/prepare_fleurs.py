@@ -15,7 +15,7 @@ import logging
 import sys
 
 from mslam.data.corpora import fleurs
-from mslam.data.kaldi import DataDirError
+from mslam.data.corpora.common import exit_status
 
 PROG = "prepare_fleurs"
 
@@ -36,18 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare" and args.nj < 1:
         p.error(f"--nj must be >= 1, got {args.nj}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        langs = fleurs.parse_langs(args.langs)
-        if args.command == "files":
-            print("\n".join(fleurs.download_files(langs)))
-        else:
-            counts = fleurs.prepare(args.root, args.out, langs, nj=args.nj, progress=not args.no_progress)
-            print(f"{PROG}: {len(langs)} language(s); " + ", ".join(f"{s} {n}" for s, n in counts.items())
-                  + f" utterances in {args.out}")
-    except DataDirError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(PROG, run, args)
+
+
+def run(args: argparse.Namespace) -> None:
+    langs = fleurs.parse_langs(args.langs)
+    if args.command == "files":
+        print("\n".join(fleurs.download_files(langs)))
+    else:
+        counts = fleurs.prepare(args.root, args.out, langs, nj=args.nj, progress=not args.no_progress)
+        print(f"{PROG}: {len(langs)} language(s); " + ", ".join(f"{s} {n}" for s, n in counts.items())
+              + f" utterances in {args.out}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from mslam.data.corpora.common import exit_status, split_list
 from mslam.data.corpora.mc4 import CleaningRules, download_list, paper_languages, prepare, read_shard_table
-from mslam.data.kaldi import DataDirError
+
+PROG = "prepare_mc4"
 
 
 def _count(minimum: int):
@@ -34,11 +36,11 @@ def _count(minimum: int):
 def _langs(value: str | None) -> list[str] | None:
     if value == "all":
         return list(read_shard_table())
-    return [lang for lang in value.split(",") if lang] if value else None
+    return split_list(value) if value else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="prepare_mc4", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("files", help="print the shard paths to download, one per line")
@@ -55,25 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--max-chars", type=_count(1), default=512, help="cut longer sentences into pieces")
     r.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        if args.command == "files":
-            for path in download_list(_langs(args.langs) or paper_languages(), args.shards, args.validation_shards):
-                print(path)
-            return 0
-        if args.min_chars > args.max_chars:
-            p.error(f"--min-chars {args.min_chars} is above --max-chars {args.max_chars}")
-        rules = CleaningRules(args.min_chars, args.max_chars, args.max_sentences_per_lang)
-        stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj,
-                              progress=not args.no_progress)
-    except DataDirError as e:
-        print(f"prepare_mc4: {e}", file=sys.stderr)
-        return 1
+    if args.command == "prepare" and args.min_chars > args.max_chars:
+        p.error(f"--min-chars {args.min_chars} is above --max-chars {args.max_chars}")
+    return exit_status(PROG, run, args)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "files":
+        for path in download_list(_langs(args.langs) or paper_languages(), args.shards, args.validation_shards):
+            print(path)
+        return
+    rules = CleaningRules(args.min_chars, args.max_chars, args.max_sentences_per_lang)
+    stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj, progress=not args.no_progress)
     for lang, entry in stats.items():
         splits = ", ".join(f"{split} {entry[split]['sentences']} sentences ({entry[split]['characters']} chars)"
                            for split in ("train", "dev") if split in entry)
-        print(f"prepare_mc4: {lang}: {splits}{'' if lang in made else ' (up to date)'}")
-    print(f"prepare_mc4: {len(made)} of {len(stats)} languages made -> {args.out} (statistics in stats.json)")
-    return 0
+        print(f"{PROG}: {lang}: {splits}{'' if lang in made else ' (up to date)'}")
+    print(f"{PROG}: {len(made)} of {len(stats)} languages made -> {args.out} (statistics in stats.json)")
 
 
 if __name__ == "__main__":

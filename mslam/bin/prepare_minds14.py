@@ -17,7 +17,7 @@ import logging
 import sys
 
 from mslam.data.corpora import minds14
-from mslam.data.kaldi import DataDirError
+from mslam.data.corpora.common import exit_status
 
 PROG = "prepare_minds14"
 
@@ -44,22 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         if not (all(0 <= x < 1 for x in fracs) and sum(fracs) < 1):
             p.error(f"--dev-frac {args.dev_frac} and --test-frac {args.test_frac}: each in [0, 1), together below 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "intents":
-            print("\n".join(minds14.INTENTS))
-        elif args.command == "files":
-            minds14.parse_langs(args.langs)   # an unknown code is still an error
-            print("\n".join(minds14.download_files()))
-        else:
-            langs = minds14.parse_langs(args.langs)
-            counts = minds14.prepare(args.root, args.out, langs, seed=args.seed, dev_frac=args.dev_frac,
-                                     test_frac=args.test_frac, progress=not args.no_progress)
-            print(f"{PROG}: {len(langs)} language(s); " + ", ".join(f"{s} {n}" for s, n in counts.items())
-                  + f" utterances in {args.out}")
-    except DataDirError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(PROG, run, args)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "intents":
+        print("\n".join(minds14.INTENTS))
+    elif args.command == "files":
+        minds14.parse_langs(args.langs)   # an unknown code is still an error
+        print("\n".join(minds14.download_files()))
+    else:
+        langs = minds14.parse_langs(args.langs)
+        counts = minds14.prepare(args.root, args.out, langs, seed=args.seed, dev_frac=args.dev_frac,
+                                 test_frac=args.test_frac, progress=not args.no_progress)
+        print(f"{PROG}: {len(langs)} language(s); " + ", ".join(f"{s} {n}" for s, n in counts.items())
+              + f" utterances in {args.out}")
 
 
 if __name__ == "__main__":

@@ -19,21 +19,19 @@ import sys
 from pathlib import Path
 
 from mslam.data.audio import AudioError
+from mslam.data.corpora.common import exit_status, split_list
 from mslam.data.corpora.voxpopuli import WHATS, files, prepare
 from mslam.data.kaldi import DataDirError
 
 PROG = "prepare_voxpopuli"
 
 
-def _list(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("files", help="print the paths to download")
-    f.add_argument("--what", type=_list, default=list(WHATS), help="comma-separated: unlabelled,asr (default both)")
+    f.add_argument("--what", type=split_list, default=list(WHATS),
+                   help="comma-separated: unlabelled,asr (default both)")
     r = sub.add_parser("prepare", help="extract the audio and write the data dirs")
     r.add_argument("--root", type=Path, required=True, help="the download (laid out as the download base)")
     r.add_argument("--out", type=Path, required=True, help="where the data dirs go")
@@ -41,24 +39,24 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nj", type=int, default=1, help="archives extracted and recordings checked at once")
     r.add_argument("--no-progress", action="store_true")
     for s in (f, r):
-        s.add_argument("--langs", type=_list, help="comma-separated language codes (default: all of the part)")
-        s.add_argument("--years", type=_list, help="comma-separated years 2009..2020 (default: all)")
+        s.add_argument("--langs", type=split_list,
+                       help="comma-separated language codes (default: all of the part)")
+        s.add_argument("--years", type=split_list, help="comma-separated years 2009..2020 (default: all)")
         s.add_argument("--v2", action="store_true", help="unlabelled: also the non-plenary events (_2 archives)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
-        if args.command == "files":
-            for path in files(args.what, args.langs, args.years, args.v2):
-                print(path)
-        else:
-            counts = prepare(args.root, args.out, args.what, args.langs, args.years, args.v2, args.nj,
-                             progress=not args.no_progress)
-            for split, n in counts.items():
-                print(f"{args.out / split}: {n} utterances")
-    except (DataDirError, AudioError) as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(PROG, run, args, errors=(DataDirError, AudioError))
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "files":
+        for path in files(args.what, args.langs, args.years, args.v2):
+            print(path)
+    else:
+        counts = prepare(args.root, args.out, args.what, args.langs, args.years, args.v2, args.nj,
+                         progress=not args.no_progress)
+        for split, n in counts.items():
+            print(f"{args.out / split}: {n} utterances")
 
 
 if __name__ == "__main__":

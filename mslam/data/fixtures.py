@@ -59,6 +59,9 @@ import numpy as np
 import torch
 
 from mslam.data.audio import resample
+from mslam.data.corpora.covost2 import CV_RELEASE
+from mslam.data.corpora.fleurs import SPLITS as FLEURS_SPLITS
+from mslam.data.corpora.minds14 import INTENTS as MINDS14_INTENTS
 from mslam.data.kaldi import sha256_file
 
 # ---- what is built -------------------------------------------------------------------------
@@ -90,7 +93,6 @@ VOXPOPULI_UNLABELLED_COLUMNS = ("event_id", "segment_no", "start", "end")
 VOXPOPULI_ASR_COLUMNS = ("id_", "paragraph_id", "session_id", "speaker_id", "original_text", "normed_text",
                          "decoded", "start", "end", "cer", "wer", "vad", "split", "gender")
 
-CV_RELEASE = "cv-corpus-4-2019-12-10"
 CV_RATE = 48000
 CV_COLUMNS = ("client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent")
 # ASSUMPTION: the six TSVs of a v4 tarball (the non-validated names are not confirmed).
@@ -100,14 +102,10 @@ CV_TSVS = ("validated.tsv", "train.tsv", "dev.tsv", "test.tsv", "invalidated.tsv
 COVOST_COLUMNS = ("path", "sentence", "translation", "client_id", "split")
 
 FLEURS_RATE = 16000
-FLEURS_SPLITS = ("train", "dev", "test")
 
 MINDS14_RATE = 8000
 # ASSUMPTION: the third column's name (only filepath, text_asr and intent are confirmed).
 MINDS14_COLUMNS = ("filepath", "text_asr", "text_translated", "intent")
-MINDS14_INTENTS = ("abroad", "address", "app_error", "atm_limit", "balance", "business_loan", "card_issues",
-                   "cash_deposit", "direct_debit", "freeze", "high_value_payment", "joint_account",
-                   "latest_transactions", "pay_bill")
 # The toy corpus's six intents on MINDS-14's classes (by what the toy phrases ask for):
 #   balance       "what is the balance of account number N"    -> balance
 #   transfer      "transfer N euros to Anna"                   -> high_value_payment (paying someone a sum)

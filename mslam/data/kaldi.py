@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import secrets
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +98,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     killed half-way) see the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -109,6 +109,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _new_temp_file(path: Path) -> tuple[int, str]:
+    """A new empty file beside `path`, open for writing. It is created as open() creates files (0o666
+    less the umask) rather than 0600 as tempfile.mkstemp does, so that the file renamed into place is
+    readable by other users, as a prepared table should be."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:   # another writer's name: draw again
+            continue
 
 
 def sha256_file(path: str | os.PathLike) -> str:

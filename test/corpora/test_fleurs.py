@@ -3,30 +3,17 @@ cheap and safe reruns, and clear errors for bad downloads."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-
+from corpora_test_utils import copy_download, fixture_langs, snapshot
 from mslam.bin.prepare_fleurs import main
 from mslam.data.audio import load_audio
 from mslam.data.corpora import fleurs
-from mslam.data.fixtures import FLEURS_SPLITS
 from mslam.data.kaldi import DataDir
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def fixture_langs(tree: Path) -> list[str]:
-    return json.loads((tree / "MANIFEST.json").read_text(encoding="utf-8"))["corpora"]["fleurs"]["languages"]
-
-
-def download(tree: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the fixture download as the corpus root."""
-    root = tmp_path / "root"
-    shutil.copytree(tree / "fleurs", root)
-    return root
 
 
 def prepare(root: Path, out: Path, *extra: str) -> int:
@@ -38,13 +25,9 @@ def tsv_rows(root: Path, lang: str, split: str) -> list[list[str]]:
     return [line.split("\t") for line in lines if line]
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
-            for p in sorted(folder.rglob("*"))}
-
-
-def test_split_names_agree_with_fixture():
-    assert fleurs.SPLITS == FLEURS_SPLITS
+def test_split_names_and_language_codes():
+    # The fixture takes its split names from fleurs.SPLITS; test_fixtures_tree checks them on its own.
+    assert fleurs.SPLITS == ("train", "dev", "test")
     assert len(fleurs.LANGS) == len(set(fleurs.LANGS)) == 102
 
 
@@ -60,8 +43,8 @@ def test_files_lists_the_fixture_files(fixture_tree, capsys):
 
 
 def test_prepare_matches_the_tsvs(fixture_tree, tmp_path):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
-    langs = fixture_langs(fixture_tree)
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
+    langs = fixture_langs(fixture_tree, "fleurs")
     assert prepare(root, out, "--langs", ",".join(langs), "--nj", "2") == 0
     for split in fleurs.SPLITS:
         d = DataDir(out / split).validate()
@@ -81,7 +64,7 @@ def test_prepare_matches_the_tsvs(fixture_tree, tmp_path):
 
 
 def test_langs_subset_and_unknown_language(fixture_tree, tmp_path, capsys):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     assert prepare(root, out, "--langs", "fr_fr") == 0
     for split in fleurs.SPLITS:
         d = DataDir(out / split).validate()
@@ -95,7 +78,7 @@ def test_langs_subset_and_unknown_language(fixture_tree, tmp_path, capsys):
 
 
 def test_rerun_does_no_work_and_changes_nothing(fixture_tree, tmp_path):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     assert prepare(root, out, "--langs", "de_de,ru_ru") == 0
     before_out, before_root = snapshot(out), snapshot(root)
     assert prepare(root, out, "--langs", "de_de,ru_ru") == 0
@@ -108,7 +91,7 @@ def test_rerun_does_no_work_and_changes_nothing(fixture_tree, tmp_path):
 
 
 def test_repeated_file_name_keeps_every_row_with_unique_ids(fixture_tree, tmp_path):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     tsv = root / "data" / "de_de" / "train.tsv"
     first = tsv.read_text(encoding="utf-8").splitlines()[0]
     tsv.write_text(tsv.read_text(encoding="utf-8") + first + "\n", encoding="utf-8")
@@ -120,7 +103,7 @@ def test_repeated_file_name_keeps_every_row_with_unique_ids(fixture_tree, tmp_pa
 
 
 def test_missing_audio_file_is_a_clear_error(fixture_tree, tmp_path, capsys):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     assert prepare(root, out, "--langs", "de_de") == 0
     row = tsv_rows(root, "de_de", "dev")[1]
     (root / "data" / "de_de" / "audio" / "dev" / row[1]).unlink()
@@ -131,7 +114,7 @@ def test_missing_audio_file_is_a_clear_error(fixture_tree, tmp_path, capsys):
 
 
 def test_malformed_row_is_a_clear_error_through_the_command_line(fixture_tree, tmp_path):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     tsv = root / "data" / "fr_fr" / "test.tsv"
     n = len(tsv_rows(root, "fr_fr", "test"))
     with open(tsv, "a", encoding="utf-8") as f:
@@ -146,7 +129,7 @@ def test_malformed_row_is_a_clear_error_through_the_command_line(fixture_tree, t
 
 
 def test_corrupt_archive_is_a_clear_error_and_leaves_nothing_half_extracted(fixture_tree, tmp_path, capsys):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
+    root, out = copy_download(fixture_tree, "fleurs", tmp_path), tmp_path / "out"
     archive = root / "data" / "ru_ru" / "audio" / "train.tar.gz"
     good = archive.read_bytes()
     archive.write_bytes(good[:len(good) // 2])

@@ -14,23 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from corpora_test_utils import copy_download, fixture_langs, snapshot
 from mslam.bin.prepare_minds14 import main
 from mslam.data.audio import load_audio, read_audio
 from mslam.data.corpora import minds14
-from mslam.data.fixtures import MINDS14_INTENTS, MINDS14_RATE
+from mslam.data.fixtures import MINDS14_RATE
 from mslam.data.kaldi import DataDir
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def fixture_langs(tree: Path) -> list[str]:
-    return json.loads((tree / "MANIFEST.json").read_text(encoding="utf-8"))["corpora"]["minds14"]["languages"]
-
-
-def download(tree: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    shutil.copytree(tree / "minds14", root)
-    return root
 
 
 def prepare(root: Path, out: Path, *extra: str) -> int:
@@ -56,24 +47,20 @@ def split_ids(out: Path) -> dict[str, set[str]]:
     return {split: set(DataDir(out / split).validate().utt_ids) for split in minds14.SPLITS}
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else b"")
-            for p in sorted(folder.rglob("*"))}
-
-
 @pytest.fixture(scope="module")
 def prepared(fixture_tree, tmp_path_factory) -> tuple[Path, Path]:
     """The fixture download prepared once with the defaults (seed 42, 80/10/10): (root, out)."""
     tmp = tmp_path_factory.mktemp("minds14")
-    root, out = download(fixture_tree, tmp), tmp / "out"
-    assert prepare(root, out, "--langs", ",".join(fixture_langs(fixture_tree))) == 0
+    root, out = copy_download(fixture_tree, "minds14", tmp), tmp / "out"
+    assert prepare(root, out, "--langs", ",".join(fixture_langs(fixture_tree, "minds14"))) == 0
     return root, out
 
 
 def test_classes_and_files(fixture_tree, capsys):
-    assert minds14.INTENTS == MINDS14_INTENTS and len(minds14.LANGS) == 14
+    # The fixture takes its intents from minds14.INTENTS; test_fixtures_tree checks them on its own.
+    assert len(set(minds14.INTENTS)) == len(minds14.INTENTS) == 14 and len(minds14.LANGS) == 14
     assert main(["intents"]) == 0
-    assert capsys.readouterr().out.splitlines() == list(MINDS14_INTENTS)
+    assert capsys.readouterr().out.splitlines() == list(minds14.INTENTS)
     manifest = json.loads((fixture_tree / "MANIFEST.json").read_text(encoding="utf-8"))["corpora"]["minds14"]
     assert main(["files", "--langs", ",".join(manifest["languages"])]) == 0
     assert capsys.readouterr().out.split() == manifest["files"] == ["MInDS-14.zip"]
@@ -104,7 +91,7 @@ def test_split_is_stratified_seeded_and_disjoint_on_the_fixture(prepared, fixtur
     root, out = prepared
     expected = source_rows(fixture_tree)
     ids = split_ids(out)
-    for lang in fixture_langs(fixture_tree):
+    for lang in fixture_langs(fixture_tree, "minds14"):
         n = Counter(r["intent"] for r in expected.values() if r["lang"] == lang)
         in_train = {expected[u]["intent"] for u in ids["train"] if expected[u]["lang"] == lang}
         assert in_train == set(n)
@@ -114,7 +101,8 @@ def test_split_is_stratified_seeded_and_disjoint_on_the_fixture(prepared, fixtur
     # One language alone gets the split it gets among others; another seed gives another split.
     assert prepare(root, tmp_path / "de", "--langs", "de-DE") == 0
     assert split_ids(tmp_path / "de") == {s: {u for u in x if u.startswith("de-DE")} for s, x in ids.items()}
-    assert prepare(root, tmp_path / "seed7", "--langs", ",".join(fixture_langs(fixture_tree)), "--seed", "7") == 0
+    langs = ",".join(fixture_langs(fixture_tree, "minds14"))
+    assert prepare(root, tmp_path / "seed7", "--langs", langs, "--seed", "7") == 0
     assert split_ids(tmp_path / "seed7") != ids
 
 
@@ -142,8 +130,8 @@ def test_split_of_a_real_sized_language():
 
 
 def test_rerun_does_no_work_and_changes_nothing(fixture_tree, tmp_path):
-    root, out = download(fixture_tree, tmp_path), tmp_path / "out"
-    langs = ",".join(fixture_langs(fixture_tree))
+    root, out = copy_download(fixture_tree, "minds14", tmp_path), tmp_path / "out"
+    langs = ",".join(fixture_langs(fixture_tree, "minds14"))
     assert prepare(root, out, "--langs", langs) == 0
     before_out, before_root = snapshot(out), snapshot(root)
     assert prepare(root, out, "--langs", langs) == 0
@@ -198,7 +186,7 @@ def test_language_missing_from_the_download_is_a_clear_error(prepared, tmp_path,
 
 
 def test_corrupt_archive_is_a_clear_error(fixture_tree, tmp_path, capsys):
-    root = download(fixture_tree, tmp_path)
+    root = copy_download(fixture_tree, "minds14", tmp_path)
     archive = root / "MInDS-14.zip"
     good = archive.read_bytes()
     archive.write_bytes(good[:len(good) // 3])

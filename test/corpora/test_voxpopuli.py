@@ -55,6 +55,13 @@ def write_rows(path: Path, delimiter: str, table: list[dict[str, str]]) -> None:
     path.write_bytes(gzip.compress(text.encode("utf-8")))
 
 
+def set_field(path: Path, delimiter: str, row: int, column: str, value: str) -> None:
+    """Change one field of a manifest; row 0 is the first after the header."""
+    table = rows(path, delimiter)
+    table[row][column] = value
+    write_rows(path, delimiter, table)
+
+
 def tables(d: Path) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(d.iterdir())}
 
@@ -251,16 +258,12 @@ def test_missing_audio_names_the_recording_and_its_archive(fixture_tree, tmp_pat
 def test_malformed_rows_name_the_file_and_line(fixture_tree, tmp_path, capsys):
     root = download(fixture_tree, tmp_path)
     unlabelled = root / "annotations/unlabelled_v2.tsv.gz"
-    table = rows(unlabelled, "\t")
-    table[4]["end"] = "soon"
-    write_rows(unlabelled, "\t", table)
+    set_field(unlabelled, "\t", 4, "end", "soon")
     message = fails(capsys, root, tmp_path / "out", "unlabelled")
     assert f"{unlabelled}:6" in message and "'soon'" in message
 
     asr = root / "annotations/asr/asr_fr.tsv.gz"
-    table = rows(asr, "|")
-    table[2]["vad"] = "[[3.0, 2.0]]"
-    write_rows(asr, "|", table)
+    set_field(asr, "|", 2, "vad", "[[3.0, 2.0]]")
     message = fails(capsys, root, tmp_path / "out", "asr")
     assert f"{asr}:4" in message and "vad" in message
 

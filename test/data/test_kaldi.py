@@ -1,14 +1,16 @@
 """Kaldi data dirs: reading, writing, validation and the repair/subset/combine utilities."""
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mslam.data.kaldi import (DataDir, DataDirError, Segment, Utterance, combine_data_dirs, fix_data_dir,
-                              read_table, subset_data_dir, write_data_dir, write_table)
+from mslam.data.kaldi import (DataDir, DataDirError, Segment, Utterance, atomic_write_bytes, combine_data_dirs,
+                              fix_data_dir, read_table, subset_data_dir, write_data_dir, write_table)
 
 
 def make_dir(path: Path, n: int = 6, langs=("de", "fr")) -> Path:
@@ -158,6 +160,19 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_table(tmp_path / "t", {"b": 2})
     assert (tmp_path / "t").read_text() == "a 1\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_mode_open_gives(tmp_path, umask):
+    # Prepared tables are shared between users: not the 0600 of a private temporary file.
+    previous = os.umask(umask)
+    try:
+        write_table(tmp_path / "t", {"a": 1})
+        atomic_write_bytes(tmp_path / "b", b"x")
+    finally:
+        os.umask(previous)
+    for name in ("t", "b"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
 
 
 def test_durations_come_from_the_audio_headers_once(spoken_dir, tmp_path):

@@ -28,15 +28,15 @@ import logging
 import os
 import shutil
 import tarfile
-import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
-from mslam.data.kaldi import DataDir, DataDirError, Utterance, atomic_write_bytes, atomic_write_text, write_data_dir
+from mslam.data.corpora.common import (archive_errors, build_data_dir, check_codes, extraction_folder,
+                                       map_in_threads, replace_dir)
+from mslam.data.kaldi import DataDirError, Utterance, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("mslam.data.covost2")
 
@@ -61,17 +61,17 @@ STAMP = ".prepare_covost2.json"
 STAMP_FORMAT = 1   # bump when the output changes for the same inputs
 
 DOWNLOAD_HINT = ("run the recipe's download stage, or point COMMONVOICE / COVOST2 in db.sh at a complete copy")
+DAMAGED_HINT = "if the download is incomplete, delete it and run the recipe's download stage again"
 
 
 def check_langs(langs: Iterable[str] | None) -> list[str]:
     """The requested languages (all 21 when None), each checked against the X->En sources."""
     if langs is None:
         return list(LANGUAGES)
-    langs = list(dict.fromkeys(langs))
-    unknown = [lang for lang in langs if lang not in LANGUAGES]
-    if unknown or not langs:
-        raise DataDirError(f"unknown CoVoST 2 source language(s) {', '.join(unknown) or '(none given)'}; "
-                           f"valid (Common Voice codes): {' '.join(LANGUAGES)}")
+    what, valid_ones = "CoVoST 2 source language(s)", f"valid (Common Voice codes): {' '.join(LANGUAGES)}"
+    langs = check_codes(langs, LANGUAGES, what, valid_ones)
+    if not langs:
+        raise DataDirError(f"unknown {what} (none given); {valid_ones}")
     return langs
 
 
@@ -96,9 +96,6 @@ def covost_name(lang: str) -> str:
 
 # ---- extraction ------------------------------------------------------------------------------
 
-_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
-
-
 def extract_common_voice(cv_root: Path, lang: str) -> Path:
     """`<cv_root>/<lang>/` with validated.tsv and clips/, extracted from the tarball unless already there.
 
@@ -115,16 +112,10 @@ def extract_common_voice(cv_root: Path, lang: str) -> Path:
     if not tarball.is_file():
         raise DataDirError(f"{tarball}: not found, and no extracted copy {target}/validated.tsv either; "
                            f"{DOWNLOAD_HINT}")
-    tmp = cv_root / f".{lang}.extracting"
-    shutil.rmtree(tmp, ignore_errors=True)   # left by a killed run
     log.info("extracting %s (%.1f MB) into %s", tarball, tarball.stat().st_size / 1e6, target)
-    try:
-        with tarfile.open(tarball) as tar:
-            tar.extractall(tmp, filter="data")
-    except _ARCHIVE_ERRORS as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataDirError(f"{tarball}: cannot extract ({e}); if the download is incomplete, delete it and "
-                           "run the recipe's download stage again") from None
+    with extraction_folder(tarball, cv_root / f".{lang}.extracting", DAMAGED_HINT) as tmp, \
+            tarfile.open(tarball) as tar:
+        tar.extractall(tmp, filter="data")
     os.rename(_extracted_root(tmp, tarball), target)
     shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -151,16 +142,11 @@ def extract_covost_tsv(covost_root: Path, lang: str) -> Path:
     tarball = covost_root / f"{name}.tar.gz"
     if not tarball.is_file():
         raise DataDirError(f"{tarball}: not found, and no extracted {tsv} either; {DOWNLOAD_HINT}")
-    try:
-        with tarfile.open(tarball) as tar:
-            member = next((m for m in tar if m.isfile() and PurePosixPath(m.name).name == name), None)
-            if member is None:
-                raise DataDirError(f"{tarball}: holds no {name}; expected the CoVoST 2 translation TSV; "
-                                   f"{DOWNLOAD_HINT}")
-            atomic_write_bytes(tsv, tar.extractfile(member).read())
-    except _ARCHIVE_ERRORS as e:
-        raise DataDirError(f"{tarball}: cannot extract ({e}); if the download is incomplete, delete it and "
-                           "run the recipe's download stage again") from None
+    with archive_errors(tarball, DAMAGED_HINT), tarfile.open(tarball) as tar:
+        member = next((m for m in tar if m.isfile() and PurePosixPath(m.name).name == name), None)
+        if member is None:
+            raise DataDirError(f"{tarball}: holds no {name}; expected the CoVoST 2 translation TSV; {DOWNLOAD_HINT}")
+        atomic_write_bytes(tsv, tar.extractfile(member).read())
     return tsv
 
 
@@ -264,29 +250,15 @@ def _inputs(tables: Iterable[Path]) -> dict[str, list[int]]:
     return {str(p.absolute()): [p.stat().st_size, p.stat().st_mtime_ns] for p in tables}
 
 
-def _replace_dir(tmp: Path, dst: Path) -> None:
-    """Move a finished dir over `dst` (the old one is renamed away first, then deleted)."""
-    old = dst.with_name(dst.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.exists():
-        os.rename(dst, old)
-    os.rename(tmp, dst)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def extract_all(cv_root: Path, covost_root: Path, langs: list[str], nj: int = 1,
                 progress: bool = True) -> dict[str, tuple[Path, Path]]:
     """{lang: (Common Voice dir, CoVoST TSV)}, extracting up to `nj` archives at a time."""
     def extract(lang: str) -> tuple[Path, Path]:
         return extract_common_voice(cv_root, lang), extract_covost_tsv(covost_root, lang)
 
-    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
-        jobs = {pool.submit(extract, lang): lang for lang in langs}
-        done = {}
-        for job in tqdm(as_completed(jobs), total=len(jobs), desc="extract", unit=" lang",
-                        disable=not progress or len(langs) < 2, dynamic_ncols=True):
-            done[jobs[job]] = job.result()
-    return {lang: done[lang] for lang in langs}
+    with tqdm(total=len(langs), desc="extract", unit=" lang", disable=not progress or len(langs) < 2,
+              dynamic_ncols=True) as bar:
+        return dict(zip(langs, map_in_threads(extract, langs, nj, bar)))
 
 
 def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str | os.PathLike,
@@ -320,11 +292,7 @@ def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str
     out.mkdir(parents=True, exist_ok=True)
     stamp_path.unlink(missing_ok=True)   # the dirs are about to change: no stamp until all are written
     for split, utts in by_split.items():
-        tmp = out / f"{split}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_data_dir(tmp, utts)
-        DataDir(tmp).validate()
-        _replace_dir(tmp, out / split)
+        replace_dir(build_data_dir(out / split, utts), out / split)
     summary = {"langs": langs, "utterances": {s: len(u) for s, u in by_split.items()}, "per_lang": per_lang}
     stamp = {"format": STAMP_FORMAT, "langs": langs, "inputs": inputs, "summary": summary}
     atomic_write_text(stamp_path, json.dumps(stamp, indent=1, ensure_ascii=False) + "\n")

@@ -21,14 +21,14 @@ import logging
 import os
 import shutil
 import tarfile
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mslam.data.kaldi import DataDir, DataDirError, Utterance, write_data_dir
+from mslam.data.corpora import common
+from mslam.data.corpora.common import build_data_dir, extraction_folder, install_dir, map_in_threads
+from mslam.data.kaldi import DataDirError, Utterance
 
 log = logging.getLogger("mslam.data")
 
@@ -46,17 +46,12 @@ SPLITS = ("train", "dev", "test")
 TSV_COLUMNS = ("id", "file_name", "raw_transcription", "transcription", "chars", "num_samples", "gender")
 
 GET_IT = "run the recipe's download stage, or point FLEURS in db.sh at a complete copy"
+DAMAGED = f"the download is incomplete or corrupt: delete it and {GET_IT}"
 
 
 def parse_langs(spec: str | None) -> list[str]:
     """`de_de,fr_fr` (or `de_de fr_fr`) -> ['de_de', 'fr_fr']; None or 'all' -> every language."""
-    if spec is None or spec.strip() in ("", "all"):
-        return list(LANGS)
-    langs = spec.replace(",", " ").split()   # commas (the CLI) or spaces (a recipe's list)
-    unknown = [x for x in langs if x not in LANGS]
-    if unknown:
-        raise DataDirError(f"unknown FLEURS language(s) {', '.join(unknown)}; valid codes: {' '.join(LANGS)}")
-    return list(dict.fromkeys(langs))
+    return common.parse_langs(spec, LANGS, "FLEURS")
 
 
 def download_files(langs: list[str]) -> list[str]:
@@ -83,24 +78,16 @@ def extract_audio(root: Path, lang: str, split: str, bar: tqdm | None = None) ->
     archive = dest.parent / f"{split}.tar.gz"
     if not archive.is_file():
         raise DataDirError(f"{archive}: not found (nor the extracted folder {dest}); {GET_IT}")
-    tmp = dest.parent / f".{split}.extracting"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
-        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
-            done = 0
-            for member in tar:
-                if member.isfile():
-                    with tar.extractfile(member) as src, open(tmp / Path(member.name).name, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                if bar is not None:
-                    bar.update(raw.tell() - done)
-                    done = raw.tell()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataDirError(f"{archive}: cannot extract ({e}); the download is incomplete or corrupt: "
-                           f"delete it and {GET_IT}") from None
+    with extraction_folder(archive, dest.parent / f".{split}.extracting", DAMAGED) as tmp, \
+            open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+        done = 0
+        for member in tar:
+            if member.isfile():
+                with tar.extractfile(member) as src, open(tmp / Path(member.name).name, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            if bar is not None:
+                bar.update(raw.tell() - done)
+                done = raw.tell()
     os.replace(tmp, dest)
     return True
 
@@ -115,9 +102,7 @@ def extract_all(root: Path, langs: list[str], nj: int = 1, progress: bool = True
     total = sum((audio_dir(root, lang, split).parent / f"{split}.tar.gz").stat().st_size for lang, split in todo)
     with tqdm(total=total, desc="extract FLEURS audio", unit="B", unit_scale=True, disable=not progress or not todo,
               dynamic_ncols=True) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
-            jobs = [pool.submit(extract_audio, root, lang, split, bar) for lang, split in todo]
-            return sum(job.result() for job in jobs)
+        return sum(map_in_threads(lambda job: extract_audio(root, *job, bar), todo, nj))
 
 
 # ---- transcripts ---------------------------------------------------------------------------
@@ -182,32 +167,6 @@ def language_utterances(root: Path, lang: str) -> dict[str, list[Utterance]]:
 
 # ---- data dirs -----------------------------------------------------------------------------
 
-def same_files(a: Path, b: Path) -> bool:
-    """Whether two folders hold the same file names with the same bytes."""
-    if not a.is_dir() or not b.is_dir():
-        return False
-    names = sorted(p.name for p in a.iterdir())
-    if names != sorted(p.name for p in b.iterdir()):
-        return False
-    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
-
-
-def install_dir(tmp: Path, dst: Path) -> bool:
-    """Put the data dir built in `tmp` at `dst` (a rename; the old one is removed). An identical `dst`
-    is left untouched. Returns whether `dst` changed."""
-    if same_files(tmp, dst):
-        shutil.rmtree(tmp)
-        return False
-    old = dst.with_name(dst.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    shutil.rmtree(old, ignore_errors=True)
-    return True
-
-
 def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | None = None, nj: int = 1,
             progress: bool = True) -> dict[str, int]:
     """Extract what is not extracted yet and write <out>/{train,dev,test}. Returns utterances per split."""
@@ -222,12 +181,7 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | 
             per_split[split] += utts
     counts = {}
     for split, utts in per_split.items():
-        tmp = out / f"{split}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        write_data_dir(tmp, utts)
-        DataDir(tmp).validate()
-        if install_dir(tmp, out / split):
+        if install_dir(build_data_dir(out / split, utts), out / split):
             log.info("fleurs: wrote %s (%d utterances)", out / split, len(utts))
         else:
             log.info("fleurs: %s unchanged (%d utterances)", out / split, len(utts))

@@ -47,6 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
+from mslam.data.corpora.common import check_codes
 from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.tokenizer import normalize_text
 
@@ -112,12 +113,8 @@ def paper_languages() -> list[str]:
 def check_langs(langs: Iterable[str]) -> list[str]:
     """The languages in the order given (repeats dropped); an unknown one is an error listing the known."""
     table = read_shard_table()
-    langs = list(dict.fromkeys(langs))
-    unknown = [lang for lang in langs if lang not in table]
-    if unknown:
-        raise DataDirError(f"unknown mC4 language(s) {' '.join(unknown)}; the {len(table)} mC4 configs are: "
-                           f"{' '.join(table)} (codes are mC4's own: iw for Hebrew, fil, no, ...)")
-    return langs
+    return check_codes(langs, table, "mC4 language(s)", f"the {len(table)} mC4 configs are: {' '.join(table)} "
+                       "(codes are mC4's own: iw for Hebrew, fil, no, ...)")
 
 
 def shard_name(lang: str, split: str, index: int) -> str:

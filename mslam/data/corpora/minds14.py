@@ -31,14 +31,14 @@ import os
 import random
 import shutil
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mslam.data.corpora.fleurs import install_dir
-from mslam.data.kaldi import DataDir, DataDirError, Utterance, write_data_dir
+from mslam.data.corpora import common
+from mslam.data.corpora.common import build_data_dir, extraction_folder, install_dir
+from mslam.data.kaldi import DataDirError, Utterance
 
 log = logging.getLogger("mslam.data")
 
@@ -57,17 +57,12 @@ SPLITS = ("train", "dev", "test")
 CSV_COLUMNS = 4   # filepath, text_asr, English translation, intent
 
 GET_IT = "run the recipe's download stage, or point MINDS14 in db.sh at a complete copy"
+DAMAGED = f"the download is incomplete or corrupt: delete it and {GET_IT}"
 
 
 def parse_langs(spec: str | None) -> list[str]:
     """`de-DE,fr-FR` (or `de-DE fr-FR`) -> ['de-DE', 'fr-FR']; None or 'all' -> every language."""
-    if spec is None or spec.strip() in ("", "all"):
-        return list(LANGS)
-    langs = spec.replace(",", " ").split()   # commas (the CLI) or spaces (a recipe's list)
-    unknown = [x for x in langs if x not in LANGS]
-    if unknown:
-        raise DataDirError(f"unknown MINDS-14 language(s) {', '.join(unknown)}; valid codes: {' '.join(LANGS)}")
-    return list(dict.fromkeys(langs))
+    return common.parse_langs(spec, LANGS, "MINDS-14")
 
 
 def download_files() -> list[str]:
@@ -81,21 +76,14 @@ def unzip(archive: Path, dest: Path, progress: bool) -> None:
     """Extract a zip into `dest` through a temporary folder renamed into place when complete."""
     if not archive.is_file():
         raise DataDirError(f"{archive}: not found (nor the extracted folder {dest}); {GET_IT}")
-    tmp = dest.with_name(f".{dest.name}.extracting")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-            with tqdm(total=sum(m.file_size for m in members), desc=f"extract {archive.name}", unit="B",
-                      unit_scale=True, disable=not progress, dynamic_ncols=True) as bar:
-                for member in members:
-                    zf.extract(member, tmp)   # zipfile drops absolute paths and '..' parts
-                    bar.update(member.file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataDirError(f"{archive}: cannot extract ({e}); the download is incomplete or corrupt: "
-                           f"delete it and {GET_IT}") from None
+    with extraction_folder(archive, dest.with_name(f".{dest.name}.extracting"), DAMAGED) as tmp, \
+            zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        with tqdm(total=sum(m.file_size for m in members), desc=f"extract {archive.name}", unit="B",
+                  unit_scale=True, disable=not progress, dynamic_ncols=True) as bar:
+            for member in members:
+                zf.extract(member, tmp)   # zipfile drops absolute paths and '..' parts
+                bar.update(member.file_size)
     os.replace(tmp, dest)
 
 
@@ -252,12 +240,7 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | 
         if not utts:
             raise DataDirError(f"minds14: no utterances for {split} (languages {','.join(langs)}); "
                                "raise --dev-frac/--test-frac or add languages")
-        tmp = out / f"{split}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        write_data_dir(tmp, utts)
-        DataDir(tmp).validate()
-        changed = install_dir(tmp, out / split)
+        changed = install_dir(build_data_dir(out / split, utts), out / split)
         log.info("minds14: %s %s (%d utterances)", "wrote" if changed else "unchanged", out / split, len(utts))
         counts[split] = len(utts)
     return counts

@@ -30,7 +30,6 @@ import shutil
 import tarfile
 import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -39,8 +38,8 @@ import soundfile
 from tqdm import tqdm
 
 from mslam.data.audio import AudioError
-from mslam.data.kaldi import (DataDir, DataDirError, Segment, Utterance, atomic_write_text, read_table,
-                              write_data_dir, write_table)
+from mslam.data.corpora.common import build_data_dir, check_codes, extraction_folder, map_in_threads, replace_dir
+from mslam.data.kaldi import DataDirError, Segment, Utterance, atomic_write_text, read_table
 
 log = logging.getLogger("mslam.data.corpora.voxpopuli")
 
@@ -71,15 +70,10 @@ def languages_of(what: str) -> tuple[str, ...]:
 def check_selection(what: str, langs: list[str] | None, years: list[str] | None) -> tuple[list[str], list[str]]:
     """The languages and years to use (all of them where None), each checked against the corpus's lists."""
     valid = languages_of(what)
-    langs = list(valid) if langs is None else langs
-    unknown = [lang for lang in langs if lang not in valid]
-    if unknown:
-        raise DataDirError(f"unknown VoxPopuli {what} language(s) {', '.join(unknown)}; "
-                           f"valid ones: {' '.join(valid)}")
-    years = list(YEARS) if years is None else years
-    unknown = [year for year in years if year not in YEARS]
-    if unknown:
-        raise DataDirError(f"unknown VoxPopuli year(s) {', '.join(unknown)}; valid ones: {YEARS[0]}..{YEARS[-1]}")
+    langs = check_codes(valid if langs is None else langs, valid, f"VoxPopuli {what} language(s)",
+                        f"valid ones: {' '.join(valid)}")
+    years = check_codes(YEARS if years is None else years, YEARS, "VoxPopuli year(s)",
+                        f"valid ones: {YEARS[0]}..{YEARS[-1]}")
     return langs, years
 
 
@@ -286,20 +280,15 @@ def _extracted(raw: Path, archive: Path) -> bool:
 def extract_one(archive: Path, raw: Path, bar: tqdm) -> None:
     """Extract into a temporary folder, move the files into place, then write the stamp: a killed
     extraction leaves no stamp and is redone whole."""
-    tmp = raw / f".{archive.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with tarfile.open(archive) as tar:
-            done = 0
-            for member in tar:
-                tar.extract(member, tmp, filter="data")   # refuses paths leaving tmp, links out, devices
-                bar.update(tar.offset - done)
-                done = tar.offset
-            bar.update(archive.stat().st_size - done)     # the end-of-archive blocks
-    except (tarfile.TarError, OSError, EOFError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataDirError(f"{archive}: cannot extract ({e}); the archive is damaged or cut short: "
-                           f"{FIX_DOWNLOAD}") from None
+    hint = f"the archive is damaged or cut short: {FIX_DOWNLOAD}"
+    with extraction_folder(archive, raw / f".{archive.name}.tmp", hint) as tmp, tarfile.open(archive) as tar:
+        done = 0
+        for member in tar:
+            tar.extract(member, tmp, filter="data")   # refuses paths leaving tmp, links out, devices
+            bar.update(tar.offset - done)
+            done = tar.offset
+        bar.update(archive.stat().st_size - done)     # the end-of-archive blocks
+    # Every archive of a selection unpacks into the same tree, so files are moved, not the folder.
     for folder, _, names in os.walk(tmp):
         for name in names:
             src = Path(folder) / name
@@ -318,10 +307,8 @@ def extract_audios(root: Path, archives: list[str], nj: int, progress: bool) -> 
     if todo:
         raw.mkdir(parents=True, exist_ok=True)
         total = sum(a.stat().st_size for a in todo)
-        with tqdm(total=total, desc="extract", unit="B", unit_scale=True, disable=not progress) as bar, \
-                ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
-            for _ in pool.map(lambda a: extract_one(a, raw, bar), todo):
-                pass
+        with tqdm(total=total, desc="extract", unit="B", unit_scale=True, disable=not progress) as bar:
+            map_in_threads(lambda archive: extract_one(archive, raw, bar), todo, nj)
         log.info("extracted %d archive(s) into %s", len(todo), raw)
     return raw
 
@@ -345,28 +332,11 @@ def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) 
             raise DataDirError(f"{rec.last_row}: segment starts at {rec.last_start} s but {rec.path} lasts only "
                                f"{duration:.2f} s; the audio is cut short: {FIX_DOWNLOAD}")
 
-    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
-        for _ in tqdm(pool.map(check, recordings.items()), total=len(recordings), desc="check audio",
-                      unit=" recordings", disable=not progress):
-            pass
+    with tqdm(total=len(recordings), desc="check audio", unit=" recordings", disable=not progress) as bar:
+        map_in_threads(check, recordings.items(), nj, bar)
 
 
 # ---- writing -------------------------------------------------------------------------------
-
-def write_split(dst: Path, utts: list[Utterance], extra: dict[str, dict[str, str]] | None = None) -> None:
-    """Build the data dir in <dst>.tmp, validate it, and rename it over <dst>."""
-    tmp, old = dst.with_name(dst.name + ".tmp"), dst.with_name(dst.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_data_dir(tmp, utts)
-    for name, table in (extra or {}).items():
-        write_table(tmp / name, table)
-    DataDir(tmp).validate()
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.exists():
-        dst.rename(old)
-    tmp.rename(dst)
-    shutil.rmtree(old, ignore_errors=True)
-
 
 def _fingerprint(what: str, langs: list[str], years: list[str], v2: bool, raw: Path, tables: list[Path]) -> dict:
     """What the outputs depend on: the selection, where the audio is, and the manifests' sizes and dates."""
@@ -425,7 +395,7 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: l
     counts = {}
     for split, utts in splits.items():
         extra = {"utt2gender": {u.id: genders[u.id] for u in utts}} if genders else None
-        write_split(out / split, utts, extra)
+        replace_dir(build_data_dir(out / split, utts, extra), out / split)
         counts[split] = len(utts)
         log.info("%s: %d utterances (%s)", out / split, len(utts), " ".join(langs))
     atomic_write_text(done, json.dumps({"inputs": fingerprint, "counts": counts}, indent=1) + "\n")
