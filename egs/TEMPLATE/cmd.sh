@@ -10,6 +10,6 @@ if [ "${MSLAM_CMD_BACKEND:-local}" = slurm ]; then
     slurm_conf=""
     [ -f conf/slurm.conf ] && slurm_conf="--config conf/slurm.conf"
     export train_cmd="slurm.pl $slurm_conf"
-    export cuda_cmd="slurm.pl $slurm_conf --gpu 1"
+    export cuda_cmd="slurm.pl $slurm_conf"   # the templates add --gpu <their --ngpu>
     export decode_cmd="slurm.pl $slurm_conf"
 fi

@@ -15,7 +15,8 @@ corpus_stages() {
     fi
     if stage_begin 2 "data preparation"; then
         # shellcheck disable=SC2086
-        stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" $local_opts
+        stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" \
+            $local_opts $data_opts
         # The batch sampler needs each utterance's length: utt2dur from the audio headers if none is given.
         stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations "$@"
         stage_end 2

@@ -1,10 +1,12 @@
 # Where each corpus lives (or will be downloaded to), and where it is downloaded from. Override any of
 # them from the environment, e.g. `VOXPOPULI=/data/voxpopuli ./run.sh`. A download stage fetches only
 # what is missing at the path, so pointing a variable at a complete copy downloads nothing.
-CORPORA_ROOT=${CORPORA_ROOT:-$PWD/downloads}
+# One download per corpus for all recipes: egs/downloads unless CORPORA_ROOT says otherwise.
+egs_dir=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+CORPORA_ROOT=${CORPORA_ROOT:-$egs_dir/downloads}
 VOXPOPULI=${VOXPOPULI:-$CORPORA_ROOT/voxpopuli}
 MC4=${MC4:-$CORPORA_ROOT/mc4}
-MC4_TEXT=${MC4_TEXT:-$PWD/../../mc4/text1/data/text}   # egs/mc4/text1's sentence shards (for pre-training)
+MC4_TEXT=${MC4_TEXT:-$egs_dir/mc4/text1/data/text}   # egs/mc4/text1's sentence shards (for pre-training)
 COVOST2=${COVOST2:-$CORPORA_ROOT/covost2}
 COMMONVOICE=${COMMONVOICE:-$CORPORA_ROOT/commonvoice}   # CoVoST 2 audio (Common Voice 4.0 clips)
 FLEURS=${FLEURS:-$CORPORA_ROOT/fleurs}
@@ -19,8 +21,8 @@ COMMONVOICE_URL=${COMMONVOICE_URL:-https://voice-prod-bundler-ee1969a6ce81788264
 FLEURS_URL=${FLEURS_URL:-https://huggingface.co/datasets/google/fleurs/resolve/main}
 MINDS14_URL=${MINDS14_URL:-https://poly-public-data.s3.amazonaws.com/MInDS-14}
 
-# Licensed corpora the paper also pre-trains on (Common Voice beyond CoVoST, MLS, BABEL): no public
-# download. Prepare them as Kaldi data dirs with your own scripts and list them here (space-separated);
+# Corpora the paper also pre-trains on that have no recipe here (Common Voice beyond CoVoST, MLS, and
+# the LDC-licensed BABEL): prepare them as Kaldi data dirs and list them here (space-separated);
 # egs/voxpopuli/pt1 adds them to its unlabeled speech (EXTRA_SPEECH_DIRS) and paired data (EXTRA_PAIRED_DIRS,
 # which need `text` and `utt2lang`).
 EXTRA_SPEECH_DIRS=${EXTRA_SPEECH_DIRS:-}

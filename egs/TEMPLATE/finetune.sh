@@ -34,10 +34,11 @@ test_sets=test
 table=                # the paper's table: st | asr | cls (default from --task)
 groups=               # st: JSON of language groups for BLEU averages (default: $data/groups.json, if
                       # local/data.sh wrote one)
-finetune_args=        # extra `--set KEY=VALUE ...` overrides for every experiment
+finetune_args=        # extra config overrides for every experiment: "KEY=VALUE KEY=VALUE" (no --set)
 decode_args=          # extra options of mslam.bin.decode (e.g. "--beam 10")
 checksums=            # sha256sum-format file to verify the download against
-local_opts=           # extra options of local/download.sh and local/data.sh (e.g. "--years 2019,2020")
+local_opts=           # options of both local/download.sh and local/data.sh (e.g. "--years 2019,2020")
+data_opts=            # options of local/data.sh only (e.g. "--seed 7")
 nj=4                  # parallel jobs of data preparation
 ngpu=1                # GPUs per fine-tuning job (0: CPU); > 1 runs torchrun
 data=data
@@ -104,7 +105,6 @@ if [ "$ngpu" -gt 1 ]; then
 else
     finetune=(python -m mslam.bin.finetune)
 fi
-scores=()
 scored=false   # the table is redone when some experiment was scored in this run (or is missing)
 for config in $configs; do
     name=$(basename "$config" .yaml)
@@ -122,7 +122,7 @@ for config in $configs; do
     fi
 
     if stage_begin 5 "fine-tuning ($name)"; then
-        stage_cmd "$cuda_cmd" "$dir/log/finetune.log" "${finetune[@]}" "${init_opts[@]}" "${run_opts[@]}" \
+        stage_cmd "$cuda_cmd --gpu $ngpu" "$dir/log/finetune.log" "${finetune[@]}" "${init_opts[@]}" "${run_opts[@]}" \
             --resume --no-progress
         stage_end 5
     fi
@@ -130,7 +130,7 @@ for config in $configs; do
     if stage_begin 6 "decoding ($name: $test_sets)"; then
         for set in $test_sets; do
             # shellcheck disable=SC2086
-            stage_cmd "$cuda_cmd" "$dir/decode_$set/log/decode.log" python -m mslam.bin.decode --exp-dir "$dir" \
+            stage_cmd "$cuda_cmd --gpu $((ngpu > 0))" "$dir/decode_$set/log/decode.log" python -m mslam.bin.decode --exp-dir "$dir" \
                 --data "$data/$set" --out-dir "$dir/decode_$set" --device "$device" --no-progress $decode_args
         done
         stage_end 6
@@ -146,15 +146,19 @@ for config in $configs; do
         scored=true
         stage_end 7
     fi
-    for set in $test_sets; do   # a row per experiment (asr: a column per test set)
-        [ -f "$dir/decode_$set/scores.json" ] || continue
-        label=$name
-        if [ "$table" = asr ]; then label="$name:$set"; elif [ "$(wc -w <<< "$test_sets")" -gt 1 ]; then label="$name/$set"; fi
-        scores+=(--model "$label=$dir/decode_$set/scores.json")
-    done
 done
 
-# The paper's table over every experiment scored so far.
+# The paper's table over every experiment scored in $exp so far (this run's --configs and earlier ones):
+# a row per experiment (asr: a column per test set).
+scores=()
+for set in $test_sets; do
+    for json in "$exp"/*/decode_"$set"/scores.json; do
+        [ -f "$json" ] || continue
+        label=$(basename "$(dirname "$(dirname "$json")")")
+        if [ "$table" = asr ]; then label="$label:$set"; elif [ "$(wc -w <<< "$test_sets")" -gt 1 ]; then label="$label/$set"; fi
+        scores+=(--model "$label=$json")
+    done
+done
 if [ ${#scores[@]} -gt 0 ] && { [ "$scored" = true ] || [ ! -f "$exp/RESULTS.md" ]; }; then
     python -m mslam.bin.paper_tables --kind "$table" "${scores[@]}" --out "$exp/RESULTS.md" --json "$exp/RESULTS.json"
     echo "results: $exp/RESULTS.md"

@@ -28,14 +28,15 @@ langs=                # languages (the corpora's codes; empty: the recipe's defa
 speech_sets=speech/train   # unlabeled speech: data dirs (under --data, or absolute)
 paired_sets=paired/train   # paired speech-text: data dirs with `text` and `utt2lang`
 text_sets=text/train       # unlabeled text: dirs of <lang>.txt shards
-local_opts=           # extra options of local/download.sh and local/data.sh (e.g. "--years 2019,2020")
-pretrain_args=        # extra `--set KEY=VALUE ...` overrides
+local_opts=           # options of both local/download.sh and local/data.sh (e.g. "--years 2019,2020")
+data_opts=            # options of local/data.sh only
+pretrain_args=        # extra config overrides: "KEY=VALUE KEY=VALUE" (no --set)
 vocab_size=4096       # paper: 4096 characters over 101 languages
 vocab_temperature=3.0 # paper: T = 3
 checksums=            # sha256sum-format file to verify the download against
 nj=4                  # parallel jobs of data preparation
 ngpu=1                # GPUs per node (0: CPU); > 1 or --nnodes > 1 runs torchrun
-nnodes=1              # nodes; run this stage on each node with the same --master-addr (see README.md)
+nnodes=1              # nodes: run stages 1-4 once, then stage 5 on every node with the same --master-addr
 master_addr=localhost
 data=data
 exp=exp
@@ -82,7 +83,9 @@ if stage_begin 5 "pre-training ($pretrain_config)"; then
         launcher=(python -m mslam.bin.pretrain)
     fi
     # shellcheck disable=SC2086
-    stage_cmd "$cuda_cmd" "$run/log/pretrain.log" "${launcher[@]}" --config "$pretrain_config" --output-dir "$run" \
+    # One log per node when several share the run dir.
+    log=$run/log/pretrain.log; [ "$nnodes" -eq 1 ] || log=$run/log/pretrain.$(hostname -s).log
+    stage_cmd "$cuda_cmd --gpu $ngpu" "$log" "${launcher[@]}" --config "$pretrain_config" --output-dir "$run" \
         --resume --no-progress --set data.root="$data" data.vocab=chars.txt data.cmvn=cmvn.npz \
         data.speech.dirs="$(yaml_list $speech_sets)" data.text.dirs="$(yaml_list $text_sets)" \
         data.paired.dirs="$(yaml_list $paired_sets)" \

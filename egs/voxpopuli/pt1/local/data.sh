@@ -4,20 +4,21 @@
 #   $data/paired/{train,dev,test}   speech with transcripts: VoxPopuli ASR
 #   $data/text/{train,dev}/<lang>.txt   mC4 sentences: egs/mc4/text1's output (db.sh: MC4_TEXT)
 # (run.sh adds the data dirs of db.sh's EXTRA_SPEECH_DIRS and EXTRA_PAIRED_DIRS to the first two)
-#   local/data.sh [--langs "a b"] [--years "2019 2020"] --data DIR [--nj N]
+#   local/data.sh [--langs "a b"] [--years "2019 2020"] [--v2 true] --data DIR [--nj N]
 set -euo pipefail
 langs=
 years=
+v2=false
 data=data
 nj=4
 . ./path.sh
 . ./db.sh
 . "$MAIN_ROOT/tools/parse_options.sh"
-select=(${langs:+--langs "${langs// /,}"} ${years:+--years "${years// /,}"})
+. local/selection.sh
 python -m mslam.bin.prepare_voxpopuli prepare --what unlabelled --root "$VOXPOPULI" --out "$data/speech" \
-    --nj "$nj" --no-progress "${select[@]}"
+    --nj "$nj" --no-progress "${unlabelled[@]}"
 python -m mslam.bin.prepare_voxpopuli prepare --what asr --root "$VOXPOPULI" --out "$data/paired" \
-    --nj "$nj" --no-progress "${select[@]}"
+    --nj "$nj" --no-progress "${asr[@]}"
 
 text_dir=$MC4_TEXT
 if [ ! -d "$text_dir/train" ]; then
