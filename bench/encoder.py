@@ -31,17 +31,21 @@ from mslam.model.encoder import EncoderConfig, FrontEndConfig, JointEncoder, Mod
 
 def build_models(d: int, layers: int, ffn: int, heads: int, kernel: int, speech_layers: int) -> dict:
     """name -> (module, input maker(batch, frames_after_subsampling, generator, device) -> call)."""
-    cfg = ModelConfig(frontend=FrontEndConfig(conv_channels=d // 4),
-                      encoder=EncoderConfig(d_model=d, ffn_dim=ffn, heads=heads, speech_layers=speech_layers,
-                                            shared_layers=layers - speech_layers, conv_kernel=kernel,
-                                            conv_norm="group", conv_norm_groups=32))
-    ours = JointEncoder(cfg, with_text=False)
+    def mslam(conv_channels: int):
+        cfg = ModelConfig(frontend=FrontEndConfig(conv_channels=conv_channels),
+                          encoder=EncoderConfig(d_model=d, ffn_dim=ffn, heads=heads, speech_layers=speech_layers,
+                                                shared_layers=layers - speech_layers, conv_kernel=kernel,
+                                                conv_norm="group", conv_norm_groups=32))
+        ours = JointEncoder(cfg, with_text=False)
 
-    def ours_call(b, t, g, dev):
-        feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g).to(dev), torch.full((b,), 4 * t + 3, device=dev)
-        return lambda: ours(feats, lens)[0]
+        def ours_call(b, t, g, dev):
+            feats, lens = torch.randn(b, 4 * t + 3, 80, generator=g).to(dev), torch.full((b,), 4 * t + 3, device=dev)
+            return lambda: ours(feats, lens)[0]
+        return ours, ours_call
 
-    models = {"mslam": (ours, ours_call)}
+    # mslam's default front end has d/4 channels; ESPnet's has d. The second row gives mslam ESPnet's
+    # width, so that each peer is also compared with the mslam of (nearly) its own parameter count.
+    models = {"mslam": mslam(d // 4), f"mslam.frontend{d}": mslam(d)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -67,10 +71,12 @@ def build_models(d: int, layers: int, ffn: int, heads: int, kernel: int, speech_
         print("transformers is not installed: Hugging Face's Wav2Vec2BertModel is left out")
         return models
     # Dropout as in the other two (0.1; HF's defaults are 0): on a CPU its random masks cost ~10%.
+    # No LayerDrop (HF's default 0.1 skips a random tenth of the layers in training mode; the others
+    # run every layer).
     hf = Wav2Vec2BertModel(Wav2Vec2BertConfig(
         hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
         conv_depthwise_kernel_size=kernel, feature_projection_input_dim=160, add_adapter=False,
-        hidden_dropout=0.1, activation_dropout=0.1, feat_proj_dropout=0.1))
+        hidden_dropout=0.1, activation_dropout=0.1, feat_proj_dropout=0.1, layerdrop=0.0))
 
     def hf_call(b, t, g, dev):
         feats, mask = torch.randn(b, t, 160, generator=g).to(dev), torch.ones(b, t, dtype=torch.long, device=dev)
@@ -149,6 +155,19 @@ def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf
     return out
 
 
+def matched_ratios(params: dict, results: dict) -> dict:
+    """peer -> (the mslam variant nearest in parameters, peer time / its time, the parameter gap)."""
+    ours = [name for name in results if name.startswith("mslam")]
+    out = {}
+    for peer in results:
+        if peer in ours:
+            continue
+        near = min(ours, key=lambda o: abs(params[o] - params[peer]))
+        out[peer] = (near, results[peer]["forward_backward_s"] / results[near]["forward_backward_s"],
+                     params[peer] / params[near] - 1)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=8)
@@ -182,6 +201,8 @@ def main() -> None:
         report["results"] = measure(models, args.batch, args.frames, args.repeats, args.device, args.bf16)
         for r in report["results"].values():
             r["utilisation"] = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
+        report["matched"] = {peer: {"mslam": o, "ratio": ratio, "param_gap": gap}
+                             for peer, (o, ratio, gap) in matched_ratios(params, report["results"]).items()}
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -200,6 +221,9 @@ def main() -> None:
             print(f"  {name:26s} {r['forward_s']:8.3f} {r['forward_backward_s']:10.3f} "
                   f"{r['forward_backward_s'] / base['forward_backward_s']:8.2f} {r['saved_activation_mib']:10.1f} "
                   f"{util:6.1%}")
+        print("  each peer against the mslam of the nearest parameter count (fwd+bwd):")
+        for peer, (ours, ratio, gap) in matched_ratios(params, results).items():
+            print(f"    {peer:24s} {ratio:5.2f} x {ours}  (parameters {gap:+.1%})")
 
 
 if __name__ == "__main__":
