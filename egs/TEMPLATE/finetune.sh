@@ -5,8 +5,8 @@
 #   ./finetune.sh --task st --langs "fr de es" --configs "conf/st.yaml conf/st_joint.yaml" "$@"
 #
 # What the recipe itself provides (see egs/TEMPLATE/README.md):
-#   local/download.sh --langs L --dest DIR [--checksums F]   fetch the corpus (or check an existing copy)
-#   local/data.sh     --langs L --data DIR [--nj N]          write DIR/{train,dev,test} Kaldi data dirs
+#   local/download.sh [--langs L] [--checksums F]           fetch the corpus (or check an existing copy)
+#   local/data.sh [--langs L] --data DIR [--nj N]           write DIR/{train,dev,test} Kaldi data dirs
 #
 # Stages:
 #   1  download            local/download.sh
@@ -77,19 +77,23 @@ pretrained_file() {
 chars=
 if [ -n "$init" ]; then
     [ -n "$cmvn" ] || cmvn=$(pretrained_file "$init" cmvn.npz)
+    # Empty when not found: then mslam.bin.finetune looks where the run's own config says.
     chars=$(pretrained_file "$init" chars.txt)
+elif [ "$task" = st ]; then
+    chars=$data/$train_set/chars.txt   # from scratch, MT text uses the training transcripts' characters
 fi
-[ -n "$cmvn" ] || cmvn=$data/$train_set/cmvn.npz
-# The encoder's characters (text input of joint ST+MT): the pre-training's, else the training transcripts'.
-[ -n "$chars" ] || chars=$data/$train_set/chars.txt
+if [ -z "$cmvn" ]; then
+    [ -z "$init" ] || echo "no cmvn.npz beside $init: the fine-tuning data's own statistics are used" >&2
+    cmvn=$data/$train_set/cmvn.npz
+fi
 
 if stage_begin 3 "CMVN statistics and encoder characters"; then
     if [ "$cmvn" = "$data/$train_set/cmvn.npz" ]; then
         stage_cmd "$train_cmd" "$exp/log/cmvn.log" python -m mslam.bin.compute_cmvn "$data/$train_set" "$cmvn"
     else
-        echo "stage 3: using $cmvn (the pre-trained encoder's statistics)"
+        echo "stage 3: using $cmvn"
     fi
-    if [ "$task" = st ] && [ "$chars" = "$data/$train_set/chars.txt" ]; then
+    if [ "$chars" = "$data/$train_set/chars.txt" ]; then
         stage_cmd "$train_cmd" "$exp/log/chars.log" python -m mslam.bin.build_char_vocab \
             --data-dirs "$data/$train_set" --out "$chars"
     fi
@@ -98,7 +102,7 @@ fi
 
 init_opts=(); [ -z "$init" ] || init_opts=(--init "$init")
 abspath() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-more_opts=(); [ "$task" != st ] || more_opts=(data.char_vocab="$(abspath "$chars")")
+more_opts=(); [ -z "$chars" ] || [ "$task" != st ] || more_opts=(data.char_vocab="$(abspath "$chars")")
 [ -z "$model_from" ] || more_opts+=(model_from="$model_from")
 if [ "$ngpu" -gt 1 ]; then
     finetune=(torchrun --standalone --nproc-per-node "$ngpu" -m mslam.bin.finetune)

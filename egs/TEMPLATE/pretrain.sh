@@ -82,9 +82,9 @@ if stage_begin 5 "pre-training ($pretrain_config)"; then
     else
         launcher=(python -m mslam.bin.pretrain)
     fi
-    # shellcheck disable=SC2086
     # One log per node when several share the run dir.
     log=$run/log/pretrain.log; [ "$nnodes" -eq 1 ] || log=$run/log/pretrain.$(hostname -s).log
+    # shellcheck disable=SC2086
     stage_cmd "$cuda_cmd --gpu $ngpu" "$log" "${launcher[@]}" --config "$pretrain_config" --output-dir "$run" \
         --resume --no-progress --set data.root="$data" data.vocab=chars.txt data.cmvn=cmvn.npz \
         data.speech.dirs="$(yaml_list $speech_sets)" data.text.dirs="$(yaml_list $text_sets)" \

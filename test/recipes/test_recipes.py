@@ -144,7 +144,7 @@ def test_mc4_text_then_joint_pretraining_then_asr_from_the_pretrained_encoder(fi
     out = ok(run("voxpopuli/asr1", *vox, "--init", str(run_dir), "--ngpu", "0", "--configs", "conf/tuning/tiny.yaml",
                  "--data", str(data), "--exp", str(exp), env=env))
     assert stages_run(out) == [str(n) for n in range(1, 8)]
-    assert "using " + str(run_dir / "cmvn.npz") in out    # the encoder's own statistics, not new ones
+    assert "stage 3: using " + str(run_dir / "cmvn.npz") in out    # the encoder's own statistics, not new ones
     assert not (data / "train" / "cmvn.npz").exists()
     assert set(DataDir(data / "test").tables["utt2lang"].values()) == {"de", "fr", "pl"}
     s = scores(exp)
