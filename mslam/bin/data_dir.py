@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from mslam.data.audio import AudioError
 from mslam.data.kaldi import (DataDir, DataDirError, add_durations, combine_data_dirs, fix_data_dir,
                               subset_data_dir)
 
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.dst}: {n} utterances")
         else:
             print(f"{args.dst}: {combine_data_dirs(args.dst, args.srcs)} utterances")
-    except (DataDirError, AudioError) as e:
+    except DataDirError as e:
         print(f"data_dir {args.command}: {e}", file=sys.stderr)
         return 1
     return 0

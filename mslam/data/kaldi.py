@@ -426,7 +426,6 @@ def add_durations(path: str | os.PathLike) -> int:
     """Write utt2dur (seconds) for a data dir that has no length table (LENGTH_TABLES): from each file's audio
     header (pipes and arks are decoded). Returns the number of utterances written (0: it had lengths)."""
     import soundfile
-    from mslam.data.audio import AudioError, read_audio
     d = DataDir(path)
     if any(name in d.tables for name in LENGTH_TABLES):
         return 0
@@ -439,9 +438,13 @@ def add_durations(path: str | os.PathLike) -> int:
             try:
                 durations[utt.id] = soundfile.info(entry).duration
             except soundfile.LibsndfileError as e:
-                raise AudioError(f"utterance '{utt.id}': {entry} has no readable audio header ({e})") from None
-        else:  # a pipe or an ark: decode it
-            samples, rate = read_audio(entry, utt.id)
+                raise DataDirError(f"{d.path}: utterance '{utt.id}': {entry} has no readable audio header ({e})") from None
+        else:  # a pipe or an ark: decode it (torch is imported only for these)
+            from mslam.data.audio import AudioError, read_audio
+            try:
+                samples, rate = read_audio(entry, utt.id)
+            except AudioError as e:
+                raise DataDirError(f"{d.path}: {e}") from None
             durations[utt.id] = len(samples) / rate
     write_table(d.path / "utt2dur", {u: f"{v:.4f}" for u, v in durations.items()})
     return len(durations)
