@@ -16,6 +16,8 @@ from mslam.scoring.tables import markdown_table
 from mslam.train.progress import read_json_log
 
 LOSS_TERMS = ["loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc"]
+# Not a loss: how much the pooled output differs between utterances (near 0: a collapsed encoder).
+COLUMNS = LOSS_TERMS + ["utterance_spread"]
 
 
 def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathLike,
@@ -35,8 +37,8 @@ def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathL
     for name, log in logs.items():
         last = log[-1]
         seconds = sum(r["step_time"] * (r["step"] - p["step"]) for p, r in zip([{"step": 0}] + log, log))
-        rows.append([name, last["step"], round(seconds), *(last.get(t) for t in LOSS_TERMS)])
-    terms = [t for t in LOSS_TERMS if any(r.get(t) is not None for log in logs.values() for r in log)]
+        rows.append([name, last["step"], round(seconds), *(last.get(t) for t in COLUMNS)])
+    terms = [t for t in COLUMNS if any(r.get(t) is not None for log in logs.values() for r in log)]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes[0], terms):
         for name, log in logs.items():
@@ -50,8 +52,10 @@ def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathL
     Path(plot).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(plot, dpi=90)
     plt.close(fig)
-    return (markdown_table(["encoder", "steps", "seconds", *LOSS_TERMS], rows)
-            + f"\nLast logged value of each loss term (lower is better). ![pre-training losses]({link or Path(plot).as_posix()})\n")
+    return (markdown_table(["encoder", "steps", "seconds", *COLUMNS], rows)
+            + "\nLast logged value of each loss term (lower is better) and of `utterance_spread` (the spread of the "
+              "encoder's pooled output across utterances: near 0 means the output no longer depends on the input). "
+              f"![pre-training losses]({link or Path(plot).as_posix()})\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from mslam.losses import (contrastive_loss, ctc_loss, diversity_loss, gather_ste
 from mslam.model.conformer import lengths_to_valid
 from mslam.model.encoder import JointEncoder, ModelConfig
 from mslam.model.masking import SpeechMaskConfig, SpeechSpanMasker, TextMaskConfig, TextSpanMasker
-from mslam.model.quantizer import GumbelVectorQuantizer, QuantizerConfig
+from mslam.model.quantizer import GumbelVectorQuantizer, QuantizerConfig, RandomProjectionQuantizer
 
 
 # ----------------------------------------------------------------------------- config
@@ -121,6 +121,8 @@ class PretrainModel(nn.Module):
         q = objective.quantizer
         self.encoder = JointEncoder(model_cfg, with_text=self.uses_text)
         self.quantizer = GumbelVectorQuantizer(d, q.groups, q.codes, q.code_dim or d)
+        self.target_quantizer = (RandomProjectionQuantizer(model_cfg.frontend.feat_dim, 4, q.groups, q.codes)
+                                 if q.mlm_targets == "random_projection" else None)
         self.speech_masker = SpeechSpanMasker(objective.speech_mask, d)
         self.contrastive_proj = nn.Linear(d, q.code_dim or d)
         self.speech_mlm_head = nn.Linear(d, q.groups * q.codes)  # also TLM's speech head
@@ -156,7 +158,7 @@ class PretrainModel(nn.Module):
         valid = lengths_to_valid(lens, x.shape[1])
         mask = self.speech_masker.sample(lens, x.shape[1])
         q_logits = quant.logits(x)  # unmasked features
-        ids = quant.ids(q_logits)  # [B, T, G]
+        ids = self._targets(part.feats, q_logits)  # [B, T, G]
         div, ppl = diversity_loss(q_logits, valid)
         hidden = enc.speech_stack(self.speech_masker.replace(x, mask), lens)
         top = enc.shared(hidden, lens)
@@ -166,12 +168,21 @@ class PretrainModel(nn.Module):
         context = self.contrastive_proj(gather_steps(hidden, dist.positions))
         targets = quant.quantize(gather_steps(q_logits, dist.positions), temp)
         con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature,
-                                        gather_steps(ids, dist.positions))
+                                        gather_steps(quant.ids(q_logits), dist.positions))
         mlm, mlm_acc = self._code_prediction(top, mask, ids)
-        return {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
-                "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc, "code_perplexity": ppl,
-                "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
-                "gumbel_temp": torch.tensor(temp)}
+        out = {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
+               "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc, "code_perplexity": ppl,
+               "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
+               "gumbel_temp": torch.tensor(temp)}
+        if top.shape[0] > 1:
+            out["utterance_spread"] = utterance_spread(top, valid)
+        return out
+
+    def _targets(self, feats: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+        """The masked-prediction ids [B, T, G]: the quantiser's argmax, or the frozen random projection's."""
+        if self.target_quantizer is None:
+            return self.quantizer.ids(q_logits)
+        return self.target_quantizer.ids(feats, q_logits.shape[1])
 
     def _code_prediction(self, top, mask, ids):
         logits = self.speech_mlm_head(top[mask])  # [N, G*V]
@@ -191,7 +202,7 @@ class PretrainModel(nn.Module):
         x, lens = enc.speech_features(part.feats, part.feat_lens)
         smask = self.tlm_speech_masker.sample(lens, x.shape[1])
         with torch.no_grad():
-            ids = self.quantizer.ids(self.quantizer.logits(x))
+            ids = self._targets(part.feats, self.quantizer.logits(x))
         hidden = enc.speech_stack(self.tlm_speech_masker.replace(x, smask), lens)
         tokens, tmask = self.tlm_text_masker(part.tokens, part.token_lens)
         s_out, t_out = enc.shared_paired(hidden, lens, enc.embed_text(tokens), part.token_lens)
@@ -209,6 +220,17 @@ class PretrainModel(nn.Module):
     @staticmethod
     def _frac(mask, lens):
         return (mask.sum() / lens.sum().clamp(min=1)).detach()
+
+
+def utterance_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """How much the encoder's mean-pooled output differs between the utterances of a batch: the
+    standard deviation across utterances over the mean magnitude, averaged over dimensions (detached).
+    A collapse alarm: near 0 when every input gives the same utterance vector, which leaves nothing for
+    a classifier or decoder to fine-tune on (a random-init encoder gives about 0.2)."""
+    with torch.no_grad():
+        m = valid[..., None].to(top.dtype)
+        pooled = ((top * m).sum(1) / m.sum(1).clamp(min=1)).float()
+        return pooled.std(0).mean() / pooled.abs().mean().clamp(min=1e-8)
 
 
 def parameter_groups(model: PretrainModel) -> dict[str, int]:

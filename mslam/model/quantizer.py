@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,10 @@ class QuantizerConfig:
     temp_start: float = 2.0      # Gumbel temperature schedule: max(temp_end, temp_start * temp_decay^step)
     temp_end: float = 0.1
     temp_decay: float = 0.999995
+    # Where the masked-prediction ids come from. gumbel: the argmax of this quantiser (w2v-BERT, the
+    # paper); random_projection: a frozen random projection of the stacked input fbank frames to the
+    # nearest of `codes` frozen random vectors (BEST-RQ), targets that do not move while the model learns.
+    mlm_targets: Literal["gumbel", "random_projection"] = "gumbel"
 
     def __post_init__(self):
         if self.code_dim is not None and self.code_dim % self.groups:
@@ -55,3 +59,29 @@ class GumbelVectorQuantizer(nn.Module):
             onehot = F.one_hot(logits.argmax(-1), self.codes).to(logits.dtype)
         q = torch.einsum("...gv,gvd->...gd", onehot.to(self.codebook.dtype), self.codebook)
         return q.flatten(-2)
+
+
+class RandomProjectionQuantizer(nn.Module):
+    """Frozen targets for masked prediction (BEST-RQ): the fbank frames under each encoder frame, stacked,
+    standardised, projected by a fixed random matrix and assigned to the nearest (cosine) of `codes` fixed
+    random unit vectors. Nothing here is trained; the buffers are saved with the model."""
+
+    def __init__(self, feat_dim: int, stride: int, groups: int, codes: int, dim: int = 16, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.stride, self.groups, self.codes = stride, groups, codes
+        self.register_buffer("projection", torch.randn(groups, feat_dim * stride, dim, generator=g)
+                             * (feat_dim * stride) ** -0.5)
+        self.register_buffer("codebook", F.normalize(torch.randn(groups, codes, dim, generator=g), dim=-1))
+
+    @torch.no_grad()
+    def ids(self, feats: torch.Tensor, frames: int) -> torch.Tensor:
+        """feats [B, T_in, F] -> ids [B, frames, G]: encoder frame t takes input frames t*stride ... +stride-1."""
+        b, t_in, f = feats.shape
+        need = frames * self.stride
+        if t_in < need:
+            feats = F.pad(feats, (0, 0, 0, need - t_in))
+        x = feats[:, :need].float().reshape(b, frames, self.stride * f)
+        x = (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-5)
+        z = F.normalize(torch.einsum("btk,gkd->btgd", x, self.projection), dim=-1)
+        return torch.einsum("btgd,gvd->btgv", z, self.codebook).argmax(-1)

@@ -57,3 +57,41 @@ def test_bfloat16_autocast_runs_and_keeps_losses_float32():
     assert out["ctc"].dtype == torch.float32 and out["w2v_contrastive"].dtype == torch.float32
     out["loss"].backward()
     assert torch.isfinite(out["loss"])
+
+
+def test_utterance_spread_is_the_spread_of_pooled_outputs_and_tells_a_collapse():
+    from mslam.model.pretrain import utterance_spread
+    g = torch.Generator().manual_seed(0)
+    top, valid = torch.randn(3, 5, 4, generator=g), torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 4 + [0]]).bool()
+    pooled = torch.stack([top[b, valid[b]].mean(0) for b in range(3)])
+    assert utterance_spread(top, valid).item() == pytest.approx((pooled.std(0).mean() / pooled.abs().mean()).item())
+    same = torch.randn(1, 5, 4, generator=g).expand(3, 5, 4)           # every utterance the same vector
+    assert utterance_spread(same, torch.ones(3, 5, dtype=torch.bool)).item() == pytest.approx(0.0, abs=1e-6)
+    # logged by the w2v-BERT part, from the top of the encoder
+    torch.manual_seed(0)
+    out = build_pretrain_model("tiny")(make_batch(torch.Generator().manual_seed(0)))
+    assert out["utterance_spread"].item() > 0.01
+
+
+def test_random_projection_targets_are_frozen_and_follow_the_input():
+    from mslam.model.quantizer import RandomProjectionQuantizer
+    rpq = RandomProjectionQuantizer(feat_dim=80, stride=4, groups=1, codes=32)
+    assert not list(rpq.parameters()) and {"projection", "codebook"} <= set(rpq.state_dict())
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(2, 43, 80, generator=g)
+    ids = rpq.ids(feats, 10)
+    assert ids.shape == (2, 10, 1) and ids.dtype == torch.long and int(ids.max()) < 32
+    assert torch.equal(ids, RandomProjectionQuantizer(80, 4, 1, 32).ids(feats, 10))   # same seed, same targets
+    # frame t depends on input frames 4t..4t+3 only
+    changed = feats.clone()
+    changed[:, 8:12] = torch.randn(2, 4, 80, generator=g)
+    diff = (rpq.ids(changed, 10) != ids)[..., 0]
+    assert not diff[:, [0, 1, 3, 4, 5]].any()
+    # as the masked-prediction targets of pre-training: the model trains, the targets do not
+    cfg = load_pretrain_config("tiny")
+    cfg.objective.quantizer.mlm_targets = "random_projection"
+    torch.manual_seed(0)
+    model = build_pretrain_model(cfg)
+    out = model(make_batch(torch.Generator().manual_seed(0)))
+    out["loss"].backward()
+    assert torch.isfinite(out["w2v_mlm"]) and model.target_quantizer.projection.grad is None
