@@ -60,6 +60,8 @@ import torch
 
 from mslam.data.audio import resample
 from mslam.data.corpora.covost2 import CV_RELEASE
+from mslam.data.corpora.mc4 import read_shard_table as mc4_shard_counts
+from mslam.data.corpora.mc4 import shard_name as mc4_shard_name
 from mslam.data.corpora.fleurs import SPLITS as FLEURS_SPLITS
 from mslam.data.corpora.minds14 import INTENTS as MINDS14_INTENTS
 from mslam.data.kaldi import sha256_file
@@ -116,8 +118,6 @@ MINDS14_COLUMNS = ("filepath", "text_asr", "text_translated", "intent")
 TOY_TO_MINDS14 = {"balance": "balance", "transfer": "high_value_payment", "lost_card": "card_issues",
                   "pay_bill": "pay_bill", "exchange_rate": "abroad", "open_account": "joint_account"}
 
-# mC4 shard counts (train, validation) of the 2021 upload for the languages used.
-MC4_SHARDS = {"de": (2048, 16), "ru": (4096, 32), "ar": (1024, 4)}
 
 # Archive metadata: every member has this mtime (2020-01-01 00:00:00 UTC) and owner 0/0.
 FIXED_MTIME = 1577836800
@@ -551,13 +551,6 @@ def build_minds14(corpus: Path, seed: int) -> tuple[dict[str, bytes], dict]:
     return {"MInDS-14.zip": make_zip(outer)}, info
 
 
-def mc4_name(lang: str, split: str, index: int = 0) -> str:
-    train, valid = MC4_SHARDS[lang]
-    if split == "train":
-        return f"multilingual/c4-{lang}.tfrecord-{index:05d}-of-{train:05d}.json.gz"
-    return f"multilingual/c4-{lang}-validation.tfrecord-{index:05d}-of-{valid:05d}.json.gz"
-
-
 def build_mc4(corpus: Path, seed: int) -> tuple[dict[str, bytes], dict]:
     """The first train and validation shard per language: gzip'd JSON lines {text, timestamp, url}."""
     sentences = read_toy(corpus, "text")
@@ -565,7 +558,7 @@ def build_mc4(corpus: Path, seed: int) -> tuple[dict[str, bytes], dict]:
     docs = {}
     for toy_lang, lang in MC4_LANGS.items():
         rng = random.Random(f"fixtures-{seed}-mc4-{toy_lang}")
-        for split, toy_split in (("train", "train"), ("validation", "dev")):
+        for split, toy_split in (("train", "train"), ("validation", "dev")):   # mC4's split, the toy's
             pool = _by(sentences, toy_lang, toy_split)
             if not pool:
                 raise FixtureError(f"mc4 {lang}: no {toy_split} sentences in the toy corpus")
@@ -581,9 +574,11 @@ def build_mc4(corpus: Path, seed: int) -> tuple[dict[str, bytes], dict]:
                 doc = {"text": text, "timestamp": f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}Z",
                        "url": f"https://{lang}.example.org/page/{rng.randrange(10 ** 6)}"}
                 lines.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
-            files[mc4_name(lang, split)] = gzip_bytes("".join(f"{line}\n" for line in lines).encode("utf-8"))
+            data = "".join(f"{line}\n" for line in lines).encode("utf-8")
+            files[mc4_shard_name(lang, toy_split, 0)] = gzip_bytes(data)
             docs[f"{lang}/{split}"] = len(lines)
-    return files, {"languages": list(MC4_LANGS.values()), "shards": {k: list(v) for k, v in MC4_SHARDS.items()},
+    shards = {lang: list(mc4_shard_counts()[lang]) for lang in MC4_LANGS.values()}
+    return files, {"languages": list(MC4_LANGS.values()), "shards": shards,
                    "documents": docs}
 
 
