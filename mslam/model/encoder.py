@@ -21,6 +21,7 @@ from mslam.model.frontend import SpeechFrontEnd, TextFrontEnd
 class FrontEndConfig:
     feat_dim: int = 80
     conv_channels: int = 128
+    subsampling: int = 4  # frames per encoder frame: 4 (40 ms, the paper's) or 2 (20 ms)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class JointEncoder(nn.Module):
         self.d_model = e.d_model
         self.dropout = e.dropout
         self.speech_pos = e.speech_pos
-        self.speech_frontend = SpeechFrontEnd(cfg.frontend.feat_dim, cfg.frontend.conv_channels, e.d_model)
+        self.speech_frontend = SpeechFrontEnd(cfg.frontend.feat_dim, cfg.frontend.conv_channels, e.d_model,
+                                              cfg.frontend.subsampling)
         self.text_frontend = TextFrontEnd(cfg.vocab_size, e.d_model, cfg.pad_id) if with_text else None
         block = dict(d_model=e.d_model, ffn_dim=e.ffn_dim, heads=e.heads, conv_kernel=e.conv_kernel,
                      conv_norm=e.conv_norm, conv_norm_groups=e.conv_norm_groups, dropout=e.dropout,

@@ -1,4 +1,4 @@
-"""Front ends: log-mel -> 4x subsampled d_model frames; character ids -> d_model embeddings."""
+"""Front ends: log-mel -> 4x (or 2x) subsampled d_model frames; character ids -> d_model embeddings."""
 from __future__ import annotations
 
 import torch
@@ -8,26 +8,33 @@ from torch import nn
 from mslam.model.conformer import sinusoidal_positions
 
 
-def conv_subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
-    """Frames out of two Conv2d(kernel 3, stride 2, no padding): L -> (L-1)//2 -> that -1 //2."""
+def conv_subsampled_lengths(lengths: torch.Tensor, subsampling: int = 4) -> torch.Tensor:
+    """Frames out of Conv2d(kernel 3, stride 2) and Conv2d(kernel 3, stride subsampling // 2), no padding:
+    L -> (L-1)//2 -> (that-1)//2 (4x) or that-2 (2x)."""
     first = torch.div(lengths - 1, 2, rounding_mode="floor")
-    return torch.div(first - 1, 2, rounding_mode="floor").clamp(min=0)
+    second = torch.div(first - 1, 2, rounding_mode="floor") if subsampling == 4 else first - 2
+    return second.clamp(min=0)
 
 
 class SpeechFrontEnd(nn.Module):
-    """2 x (Conv2d k3 s2 + ReLU) over (time, mel), then Linear to d_model and LayerNorm.
+    """2 x (Conv2d k3 + ReLU) over (time, mel), then Linear to d_model and LayerNorm. Both convolutions
+    stride 2 over time (4x, 40 ms frames; the paper's); with subsampling 2 the second strides 1 in time
+    (20 ms frames: CTC needs a frame per character, and dense text has more characters than 40 ms frames).
 
     No padding in time, so an output frame inside the output length sees only real input frames.
     `channels` sets the front end's cost (ESPnet uses d_model channels; that is half the encoder's
     time at small sizes), so it is a config key of its own.
     """
 
-    MIN_FRAMES = 7  # the shortest input that yields one output frame
+    MIN_FRAMES = 7  # the shortest input that yields one output frame (at either subsampling)
 
-    def __init__(self, feat_dim: int, channels: int, d_model: int):
+    def __init__(self, feat_dim: int, channels: int, d_model: int, subsampling: int = 4):
         super().__init__()
+        if subsampling not in (2, 4):
+            raise ValueError(f"frontend subsampling must be 2 or 4, got {subsampling}")
+        self.subsampling = subsampling
         self.conv1 = nn.Conv2d(1, channels, 3, stride=2)
-        self.conv2 = nn.Conv2d(channels, channels, 3, stride=2)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=(subsampling // 2, 2))
         freq = ((feat_dim - 1) // 2 - 1) // 2
         self.proj = nn.Linear(channels * freq, d_model)
         self.norm = nn.LayerNorm(d_model)
@@ -40,7 +47,7 @@ class SpeechFrontEnd(nn.Module):
         x = F.relu(self.conv2(x))  # [B, C, T', F']
         b, c, t, f = x.shape
         x = self.norm(self.proj(x.transpose(1, 2).reshape(b, t, c * f)))
-        return x, conv_subsampled_lengths(lengths)
+        return x, conv_subsampled_lengths(lengths, self.subsampling)
 
 
 class TextFrontEnd(nn.Module):

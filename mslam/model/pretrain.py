@@ -121,7 +121,8 @@ class PretrainModel(nn.Module):
         q = objective.quantizer
         self.encoder = JointEncoder(model_cfg, with_text=self.uses_text)
         self.quantizer = GumbelVectorQuantizer(d, q.groups, q.codes, q.code_dim or d)
-        self.target_quantizer = (RandomProjectionQuantizer(model_cfg.frontend.feat_dim, 4, q.groups, q.codes)
+        self.target_quantizer = (RandomProjectionQuantizer(model_cfg.frontend.feat_dim, model_cfg.frontend.subsampling,
+                                                           q.groups, q.codes)
                                  if q.mlm_targets == "random_projection" else None)
         self.speech_masker = SpeechSpanMasker(objective.speech_mask, d)
         self.contrastive_proj = nn.Linear(d, q.code_dim or d)

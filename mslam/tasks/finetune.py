@@ -21,7 +21,7 @@ from typing import Literal, Optional
 import torch
 import yaml
 
-from mslam.config import ConfigError, config_to_dict, load_config, load_with_overrides
+from mslam.config import ConfigError, apply_overrides, config_to_dict, load_config, load_with_overrides
 from mslam.data.features import CMVNStats
 from mslam.data.finetune_data import (TARGET_TABLES, BatchConfig, Example, FinetuneBatches, collate, drop_by_length,
                                       fixed_batches, read_target_table, speech_examples, text_examples)
@@ -108,8 +108,16 @@ class FinetuneConfig:
 
 
 def load_finetune_config(source: str | os.PathLike | dict, overrides: list[str] = ()) -> FinetuneConfig:
-    """A YAML path / shipped name (mslam/conf/finetune) / dict, with `key.path=value` overrides."""
-    return load_with_overrides(source, FinetuneConfig, CONF_DIR, overrides)
+    """A YAML path / shipped name (mslam/conf/finetune) / dict, with `key.path=value` overrides.
+    From scratch with `model_from`, the model section is that pre-training config's, and `model.*`
+    overrides apply on top of it (with --init, the checkpoint's model section replaces both)."""
+    cfg = load_with_overrides(source, FinetuneConfig, CONF_DIR, overrides)
+    if cfg.model_from and not cfg.init:  # the same encoder as the pre-trained ones, freshly initialised
+        from mslam.tasks.pretrain import load_pretrain_config
+        model = config_to_dict(load_pretrain_config(cfg.model_from).model)
+        model_overrides = [o[len("model."):] for o in overrides if o.startswith("model.")]
+        cfg.model = load_config(apply_overrides(model, model_overrides), ModelConfig)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -213,9 +221,6 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
     """Resolve --init (the encoder's config comes from its checkpoint), copy the encoder's character
     vocabulary and build the target vocabulary under OUTPUT_DIR/tokens. Returns the init weights."""
     init_state = None
-    if cfg.model_from and not cfg.init:  # the same encoder as the pre-trained ones, freshly initialised
-        from mslam.tasks.pretrain import load_pretrain_config
-        cfg.model = load_pretrain_config(cfg.model_from).model
     if cfg.init:
         init_state, init_config, _ = load_model_state(cfg.init)
         cfg.model = load_config(init_config["model"], ModelConfig)

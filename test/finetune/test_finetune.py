@@ -171,3 +171,15 @@ def test_a_run_saved_while_the_encoder_is_frozen_resumes(ft_corpus, tmp_path):
     cfg.trainer.max_steps = 6
     finetune(cfg, tmp_path / "exp", resume=True, progress_bar=False)
     assert (tmp_path / "exp/checkpoints/step-00000006").is_dir()
+
+
+def test_model_from_takes_the_pretraining_model_and_model_overrides_apply_on_top():
+    from mslam.tasks.pretrain import load_pretrain_config
+    mini = load_pretrain_config("mini").model
+    cfg = load_finetune_config("langid", ["model_from=mini"])
+    assert cfg.model == mini
+    cfg = load_finetune_config("langid", ["model_from=mini", "model.frontend.subsampling=2",
+                                          "model.encoder.dropout=0.0"])
+    assert cfg.model.frontend.subsampling == 2 and cfg.model.encoder.dropout == 0.0
+    assert cfg.model.encoder.d_model == mini.encoder.d_model and cfg.model.vocab_size == mini.vocab_size
+    assert build_finetune_model(cfg, 14).encoder.speech_frontend.subsampling == 2

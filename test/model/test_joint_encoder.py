@@ -16,12 +16,24 @@ def tiny_model(**encoder):
     return build_pretrain_model(cfg).eval()
 
 
-@pytest.mark.parametrize("length", [7, 8, 9, 10, 11, 50, 101])
-def test_frontend_lengths_match_the_convolutions(length):
-    fe = SpeechFrontEnd(80, 4, 16)
+@pytest.mark.parametrize("subsampling", [4, 2])
+@pytest.mark.parametrize("length", [5, 7, 8, 9, 10, 11, 50, 101])
+def test_frontend_lengths_match_the_convolutions(length, subsampling):
+    fe = SpeechFrontEnd(80, 4, 16, subsampling)
     out, lens = fe(torch.randn(1, length, 80), torch.tensor([length]))
-    assert out.shape[1] == lens.item() == conv_subsampled_lengths(torch.tensor([length])).item()
+    expected = conv_subsampled_lengths(torch.tensor([length]), subsampling).item()
+    assert lens.item() == expected and out.shape[1] >= expected
+    if length >= SpeechFrontEnd.MIN_FRAMES:
+        assert out.shape[1] == expected
+        assert abs(expected - length / subsampling) <= 3  # one output frame per `subsampling` input frames
+
+
+def test_frontend_subsampled_lengths_by_hand():
     assert conv_subsampled_lengths(torch.tensor([0, 1, 2, 3, 6, 7])).tolist() == [0, 0, 0, 0, 0, 1]
+    # 2x: (L-1)//2 frames after the first convolution, two fewer after the second (stride 1 in time)
+    assert conv_subsampled_lengths(torch.tensor([0, 4, 5, 6, 7, 101]), 2).tolist() == [0, 0, 0, 0, 1, 48]
+    with pytest.raises(ValueError, match="subsampling must be 2 or 4"):
+        SpeechFrontEnd(80, 4, 16, 3)
 
 
 @pytest.mark.parametrize("speech_pos,conv_norm", [("none", "group"), ("sinusoidal", "layer"), ("none", "batch")])
