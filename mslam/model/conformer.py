@@ -157,8 +157,9 @@ class ConformerStack(nn.Module):
         # Set by the trainer: recompute each block's activations in backward (less memory, ~1/3 more compute).
         self.checkpoint_activations = False
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D], lengths [B] -> [B, T, D] with padded positions set to zero."""
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, collect: list | None = None) -> torch.Tensor:
+        """x [B, T, D], lengths [B] -> [B, T, D] with padded positions set to zero. `collect`, if given,
+        receives each layer's output (for probes; padded positions may hold garbage)."""
         b, t, _ = x.shape
         valid = lengths_to_valid(lengths, t)
         if bool((lengths >= t).all()):
@@ -176,4 +177,6 @@ class ConformerStack(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(layer, x, conv_valid, attn_mask, use_reentrant=False)
             elif k:
                 x = layer(x, conv_valid, attn_mask)
+            if collect is not None:
+                collect.append(x)
         return x.masked_fill(~valid[..., None], 0.0) if conv_valid is not None else x

@@ -80,11 +80,11 @@ class JointEncoder(nn.Module):
         """Front-end output (unmasked; the quantiser's input) and its lengths."""
         return self.speech_frontend(feats, lengths)
 
-    def speech_stack(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def speech_stack(self, x: torch.Tensor, lengths: torch.Tensor, collect: list | None = None) -> torch.Tensor:
         """(Possibly masked) front-end output -> output of the N speech-only layers."""
         if self.speech_pos == "sinusoidal":
             x = x + sinusoidal_positions(x.shape[1], x.shape[-1], x.device, x.dtype)
-        return self.speech_layers(F.dropout(x, self.dropout, self.training), lengths)
+        return self.speech_layers(F.dropout(x, self.dropout, self.training), lengths, collect)
 
     def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.text_frontend is None:
@@ -110,6 +110,14 @@ class JointEncoder(nn.Module):
         """Unmasked speech through the whole encoder: ([B, T', D] top-layer output, lengths')."""
         x, lens = self.speech_features(feats, lengths)
         return self.shared(self.speech_stack(x, lens), lens), lens
+
+    def hidden_states(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Unmasked speech: [front-end output, then each Conformer layer's output] and the lengths
+        (linear probes read the layers; padded positions are not zeroed)."""
+        x, lens = self.speech_features(feats, lengths)
+        states = [x]
+        self.shared_layers(self.speech_stack(x, lens, states), lens, states)
+        return states, lens
 
     def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.shared(self.embed_text(tokens), lengths)

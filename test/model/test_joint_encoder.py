@@ -128,3 +128,15 @@ def test_tlm_masks_both_modalities():
     assert torch.equal(seen["joint_lens"], slens + tlens)  # one sequence [speech ; text] per pair
     assert 0.3 < out["tlm_speech_mask_frac"] < 0.7 and out["tlm_text_mask_frac"] == 0.5
     assert out["tlm_speech"] > 0 and out["tlm_text"] > 0
+
+
+def test_hidden_states_end_with_the_encoder_output():
+    model = tiny_model(speech_pos="sinusoidal")
+    feats, lens = pad_batch([torch.randn(n, 80) for n in (60, 41)])
+    with torch.no_grad():
+        top, out_lens = model.encoder(feats, lens)
+        states, state_lens = model.encoder.hidden_states(feats, lens)
+    layers = len(model.encoder.speech_layers.layers) + len(model.encoder.shared_layers.layers)
+    assert len(states) == 1 + layers and torch.equal(state_lens, out_lens)
+    for i, n in enumerate(out_lens.tolist()):
+        assert torch.allclose(states[-1][i, :n], top[i, :n])
