@@ -14,7 +14,8 @@
 #      mslam-tlm (+ text, TLM) and mslam-ctc (+ CTC on paired speech)
 #   4  fine-tune each of them, and a from-scratch encoder ("none"), on ST (speech only and joint
 #      ST+MT), ASR (CTC), intent and LangID
-#   5  decode the test sets (and zero-shot text translation with the speech-only ST models); score
+#   5  decode the test sets (and zero-shot text translation with the speech-only ST models); score;
+#      linear probes of the frozen encoders (language and intent from each layer)
 #   6  RESULTS.md: the paper's tables in miniature, and plots
 set -euo pipefail
 command_line="$0 $*"
@@ -128,7 +129,7 @@ if stage_begin 4 "fine-tune ($models) x ($tasks)"; then
     stage_end 4
 fi
 
-if stage_begin 5 "decode and score the test sets"; then
+if stage_begin 5 "decode and score the test sets; probe the encoders"; then
     for model in $models; do
         for task in $tasks; do
             out=$exp/finetune/$model/$task
@@ -145,6 +146,9 @@ if stage_begin 5 "decode and score the test sets"; then
         done
     done
     wait_jobs || { echo "stage 5: decoding or scoring failed" >&2; exit 1; }
+    # What each frozen encoder's layers say about language and intent, before fine-tuning.
+    $train_cmd "$exp/probe.log" python local/probe_encoders.py --data "$data" --exp "$exp" --models "$models" \
+        --config "$pretrain_conf" --out "$exp/probe.json"
     stage_end 5
 fi
 

@@ -3,6 +3,7 @@ pre-training, fine-tuning on five tasks, decoding, scoring) for a pre-trained an
 encoder, and writes RESULTS.md with every table and the plots; a second run does no work."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -24,8 +25,12 @@ def test_the_whole_demo_runs_on_the_tiny_corpus(tmp_path):
         assert f"stage {n}: finished" in r.stdout
     results = (tmp_path / "results" / "RESULTS.md").read_text()
     for heading in ("Speech-only fine-tuning", "Joint ST + MT fine-tuning", "ASR", "Intent and LangID",
-                    "Zero-shot text translation", "Pre-training"):
+                    "Zero-shot text translation", "Pre-training", "Linear probes"):
         assert heading in results
+    probes = json.loads((tmp_path / "exp" / "probe.json").read_text())
+    for task in ("langid", "intent"):  # front end + 1 speech + 1 shared layer (conf tiny), percentages
+        assert {m: len(a) for m, a in probes[task].items()} == {"none": 3, "mslam-ctc": 3}
+        assert all(0 <= a <= 100 for accs in probes[task].values() for a in accs)
     # every model has a row with numbers in the ST, ASR and classification tables
     for model in MODELS:
         rows = [line for line in results.splitlines() if line.startswith(f"| {model} |")]

@@ -84,6 +84,11 @@ def main() -> None:
              "LangID acc.": {n: c["langid"]["accuracy"] for n, c in cls.items() if "langid" in c}}
     bar_chart(chart, plots / "tables.png", "BLEU / CER % / accuracy %", "egs/mini: every task, every encoder")
 
+    probes = load(exp / "probe.json") or {}
+    probe_tables = [f"{task}:\n\n" + markdown_table(
+        ["Model", "front end", *(f"layer {i}" for i in range(1, len(next(iter(rows.values())))))],
+        [[NAMES[m], *accs] for m, accs in rows.items() if m in NAMES]) for task, rows in probes.items() if rows]
+
     sections = [
         "# egs/mini: results\n",
         "The paper's tables in miniature, on the offline toy corpus (espeak-ng speech, num2words text), "
@@ -103,6 +108,12 @@ def main() -> None:
         if asr else "missing\n",
         "## Intent and LangID accuracy %\n", cls_table(cls, {"intent": "intent acc. (MINDS-14 style)",
                                                            "langid": "LangID acc. (FLEURS style)"}),
+        "## Linear probes of the frozen encoders, accuracy %\n",
+        "Before any fine-tuning: each layer's output mean-pooled over time, a logistic regression fitted on "
+        "the few-label training set and scored on the test set (held-out voices; `local/probe_encoders.py`). "
+        "It shows whether pre-training made the label easier to read off a layer than the random "
+        "initialisation does.\n",
+        "\n".join(probe_tables) if probe_tables else "missing\n",
         "## Zero-shot text translation, BLEU (text -> En with the speech-only ST model)\n",
         zeroshot_table(zeroshot) if zeroshot else "missing\n",
         "For reference, the joint ST+MT models (which saw MT data) on the same text:\n",
