@@ -37,7 +37,9 @@ def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathL
     for name, log in logs.items():
         last = log[-1]
         seconds = sum(r["step_time"] * (r["step"] - p["step"]) for p, r in zip([{"step": 0}] + log, log))
-        rows.append([name, last["step"], round(seconds), *(last.get(t) for t in COLUMNS)])
+        spread = last.get("utterance_spread")  # 0.2 vs 0.002 matters: more digits than the losses
+        rows.append([name, last["step"], round(seconds), *(last.get(t) for t in LOSS_TERMS),
+                     None if spread is None else f"{spread:.3f}"])
     terms = [t for t in COLUMNS if any(r.get(t) is not None for log in logs.values() for r in log)]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes[0], terms):
