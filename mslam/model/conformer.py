@@ -20,6 +20,12 @@ def lengths_to_valid(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
 
 
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] averaged over the real positions of `valid` [B, T] -> [B, D] (zeros for an empty row)."""
+    m = valid[..., None].to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
     """The Transformer's sin/cos table, [length, dim] (sin on even, cos on odd channels)."""
     pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]

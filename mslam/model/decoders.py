@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mslam.model.conformer import lengths_to_valid, sinusoidal_positions
+from mslam.model.conformer import lengths_to_valid, masked_mean, sinusoidal_positions
 
 NEG_INF = float("-inf")
 
@@ -299,6 +299,5 @@ class PooledClassifier(nn.Module):
         self.out = nn.Linear(enc_dim, num_classes)
 
     def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor) -> torch.Tensor:
-        valid = lengths_to_valid(enc_lens, enc.shape[1])[..., None].to(enc.dtype)
-        pooled = (enc * valid).sum(1) / valid.sum(1).clamp(min=1)
+        pooled = masked_mean(enc, lengths_to_valid(enc_lens, enc.shape[1]))
         return self.out(F.dropout(pooled, self.dropout, self.training))

@@ -9,11 +9,10 @@ from mslam.model.conformer import sinusoidal_positions
 
 
 def conv_subsampled_lengths(lengths: torch.Tensor, subsampling: int = 4) -> torch.Tensor:
-    """Frames out of Conv2d(kernel 3, stride 2) and Conv2d(kernel 3, stride subsampling // 2), no padding:
-    L -> (L-1)//2 -> (that-1)//2 (4x) or that-2 (2x)."""
-    first = torch.div(lengths - 1, 2, rounding_mode="floor")
-    second = torch.div(first - 1, 2, rounding_mode="floor") if subsampling == 4 else first - 2
-    return second.clamp(min=0)
+    """Frames out of Conv2d(kernel 3, stride 2) then Conv2d(kernel 3, stride subsampling // 2), no padding:
+    each maps L -> (L - 3) // stride + 1."""
+    first = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
+    return (torch.div(first - 3, subsampling // 2, rounding_mode="floor") + 1).clamp(min=0)
 
 
 class SpeechFrontEnd(nn.Module):

@@ -13,7 +13,7 @@ from torch import nn
 
 from mslam.losses import (contrastive_loss, ctc_loss, diversity_loss, gather_steps, masked_cross_entropy,
                           sample_distractors)
-from mslam.model.conformer import lengths_to_valid
+from mslam.model.conformer import lengths_to_valid, masked_mean
 from mslam.model.encoder import JointEncoder, ModelConfig
 from mslam.model.masking import SpeechMaskConfig, SpeechSpanMasker, TextMaskConfig, TextSpanMasker
 from mslam.model.quantizer import GumbelVectorQuantizer, QuantizerConfig, RandomProjectionQuantizer
@@ -229,8 +229,7 @@ def utterance_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     A collapse alarm: near 0 when every input gives the same utterance vector, which leaves nothing for
     a classifier or decoder to fine-tune on (a random-init encoder gives about 0.2)."""
     with torch.no_grad():
-        m = valid[..., None].to(top.dtype)
-        pooled = ((top * m).sum(1) / m.sum(1).clamp(min=1)).float()
+        pooled = masked_mean(top, valid).float()
         return pooled.std(0).mean() / pooled.abs().mean().clamp(min=1e-8)
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from mslam.data.features import CMVNStats
 from mslam.data.finetune_data import BatchConfig, collate, fixed_batches, speech_examples
-from mslam.model.conformer import lengths_to_valid
+from mslam.model.conformer import lengths_to_valid, masked_mean
 from mslam.model.encoder import JointEncoder
 from mslam.tasks.pretrain import build_pretrain_model, load_pretrain_config
 from mslam.train.checkpoint import load_model_state
@@ -47,8 +47,8 @@ def pooled_layers(encoder: JointEncoder, data_dir: Path, labels: dict[str, int],
     for batch_examples in fixed_batches(examples, BatchConfig(batch_frames=8000, max_frames=3000)):
         batch = collate(batch_examples, cmvn=cmvn)
         states, lens = encoder.hidden_states(batch.feats, batch.feat_lens)
-        weight = lengths_to_valid(lens, states[0].shape[1])[..., None].float()
-        pooled.append(torch.stack([(h * weight).sum(1) / weight.sum(1).clamp(min=1) for h in states]))
+        valid = lengths_to_valid(lens, states[0].shape[1])
+        pooled.append(torch.stack([masked_mean(h, valid) for h in states]))
         targets += [e.target for e in batch_examples]
     return torch.cat(pooled, 1), torch.tensor(targets)
 
