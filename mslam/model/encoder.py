@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mslam.model.conformer import ConformerStack, lengths_to_valid, sinusoidal_positions
+from mslam.model.conformer import ConformerStack, dropout, lengths_to_valid, sinusoidal_positions
 from mslam.model.frontend import SpeechFrontEnd, TextFrontEnd
 
 
@@ -84,12 +84,12 @@ class JointEncoder(nn.Module):
         """(Possibly masked) front-end output -> output of the N speech-only layers."""
         if self.speech_pos == "sinusoidal":
             x = x + sinusoidal_positions(x.shape[1], x.shape[-1], x.device, x.dtype)
-        return self.speech_layers(F.dropout(x, self.dropout, self.training), lengths, collect)
+        return self.speech_layers(dropout(x, self.dropout, self.training), lengths, collect)
 
     def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.text_frontend is None:
             raise RuntimeError("this encoder was built without a text front end (variant w2v-bert)")
-        return F.dropout(self.text_frontend(tokens), self.dropout, self.training)
+        return dropout(self.text_frontend(tokens), self.dropout, self.training)
 
     def shared(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.shared_layers(x, lengths)

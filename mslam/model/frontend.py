@@ -42,8 +42,9 @@ class SpeechFrontEnd(nn.Module):
         """feats [B, T, F], lengths [B] -> ([B, T', D], lengths')."""
         if feats.shape[1] < self.MIN_FRAMES:
             feats = F.pad(feats, (0, 0, 0, self.MIN_FRAMES - feats.shape[1]))
-        x = F.relu(self.conv1(feats.unsqueeze(1)))
-        x = F.relu(self.conv2(x))  # [B, C, T', F']
+        # In place: the first output is the front end's largest tensor (80 MB for 8 x 10 s at 128 channels)
+        x = F.relu(self.conv1(feats.unsqueeze(1)), inplace=True)
+        x = F.relu(self.conv2(x), inplace=True)  # [B, C, T', F']
         b, c, t, f = x.shape
         x = self.norm(self.proj(x.transpose(1, 2).reshape(b, t, c * f)))
         return x, conv_subsampled_lengths(lengths, self.subsampling)
