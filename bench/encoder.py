@@ -10,16 +10,19 @@ in the same process.
 
 Every model gets the same number of frames after its own subsampling (mslam and ESPnet: 4x conv2d
 front ends over 10 ms log-mel frames; Hugging Face: its feature extractor's 2-frame stacking, 160-d).
-Reported: parameters, forward and forward+backward time (median after warm-up, fixed threads),
-each peer's time divided by mslam's, the memory of the activations kept for backward, and
-utilisation: model FLOPs per second / the FLOPs per second of a large torch.mm in the same run.
+Reported: parameters, forward and forward+backward time (fixed threads; medians over rounds that time
+each model and the reference torch.mm once, each right after an untimed run), each peer's time divided by
+mslam's, the memory of the activations kept for backward, and utilisation: model FLOPs per second /
+the FLOPs per second of the large torch.mm.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
+import sys
 import time
 import warnings
 
@@ -47,7 +50,8 @@ def build_models(d: int, layers: int, ffn: int, heads: int, kernel: int, speech_
     # width, so that each peer is also compared with the mslam of (nearly) its own parameter count.
     models = {"mslam": mslam(d // 4), f"mslam.frontend{d}": mslam(d)}
     try:
-        with warnings.catch_warnings():
+        # espnet prints a notice about flash attention on import: keep stdout clean for --json
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
     except ImportError:
@@ -108,51 +112,69 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn) -> float:
+    """Seconds of one call of fn, right after an untimed one: as in training, where steps follow steps,
+    the allocator and caches hold what this model needs, not what the model before it left."""
     fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
 
 
-def mm_flops_per_second(device: str, dtype: torch.dtype) -> float:
+def mm_reference(device: str, dtype: torch.dtype):
+    """(a large torch.mm, its FLOPs): the speed the card or cores reach on dense matrix products."""
     n = 8192 if device == "cuda" else 2048
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / timed(lambda: a @ b, 5)
+    return (lambda: a @ b), 2 * n ** 3
 
 
-def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf16: bool) -> dict:
+def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf16: bool) -> tuple[dict, float]:
+    """Times every model and the reference torch.mm in rounds (each once per round, medians over rounds),
+    so that a slow spell of a shared machine hits all of them alike. -> (results, mm FLOP/s)."""
     g = torch.Generator().manual_seed(0)
-    out = {}
+    mm, mm_flops = mm_reference(device, torch.bfloat16 if bf16 else torch.float32)
+    runs = {}
     for name, (model, make_call) in models.items():
         model.to(device).train()
         forward = make_call(batch, frames, g, device)
 
-        def call():
+        def call(forward=forward):
             with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
                 return forward()
 
-        def fwd_bwd():
-            call().sum().backward()
+        def fwd_only(call=call):
+            with torch.no_grad():
+                call()
 
-        with torch.no_grad():
-            fwd = timed(call, repeats)
-        both = timed(fwd_bwd, repeats)
+        runs[name] = (call, fwd_only, lambda call=call: call().sum().backward())
+    times = {name: ([], []) for name in runs}
+    mm_times = []
+    for round_ in range(repeats + 1):  # round 0 warms up (first runs are slow even after an untimed call)
+        if round_ == 1:
+            mm_times.clear()
+            for t in times.values():
+                t[0].clear(), t[1].clear()
+        mm_times.append(timed(mm))
+        for name, (_, fwd_only, fwd_bwd) in runs.items():
+            times[name][0].append(timed(fwd_only))
+            times[name][1].append(timed(fwd_bwd))
+    out = {}
+    for name, (call, _, fwd_bwd) in runs.items():
         counter = FlopCounterMode(display=False)
         with counter:
             fwd_bwd()
-        model.zero_grad(set_to_none=True)
-        out[name] = {"forward_s": fwd, "forward_backward_s": both, "flops_fwd_bwd": counter.get_total_flops(),
+        models[name][0].zero_grad(set_to_none=True)
+        out[name] = {"forward_s": statistics.median(times[name][0]),
+                     "forward_backward_s": statistics.median(times[name][1]),
+                     "flops_fwd_bwd": counter.get_total_flops(),
                      "saved_activation_mib": saved_activation_bytes(call) / 2 ** 20}
+    for model, _ in models.values():
         model.to("cpu")
-        if device == "cuda":
-            torch.cuda.empty_cache()
-    return out
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return out, mm_flops / statistics.median(mm_times)
 
 
 def matched_ratios(params: dict, results: dict) -> dict:
@@ -179,7 +201,7 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kernel", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds")
     p.add_argument("--lengths", help="comma-separated utterance lengths in seconds (batch 1) instead")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
@@ -189,42 +211,36 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = build_models(args.d_model, args.layers, args.ffn, args.heads, args.kernel, args.speech_layers)
     params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in models.items()}
-    mm = mm_flops_per_second(args.device, torch.bfloat16 if args.bf16 else torch.float32)
     machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} {platform.processor()}"
     report = {"machine": machine.strip(), "threads": args.threads, "bf16": args.bf16,
-              "torch": torch.__version__, "params": params, "mm_gflops": mm / 1e9}
-    if args.lengths:
-        report["by_length"] = {sec: measure(models, 1, int(float(sec) * 25), args.repeats, args.device, args.bf16)
-                               for sec in args.lengths.split(",")}
-    else:
-        report["batch"] = f"{args.batch} x {args.frames} frames"
-        report["results"] = measure(models, args.batch, args.frames, args.repeats, args.device, args.bf16)
-        for r in report["results"].values():
+              "torch": torch.__version__, "params": params, "tables": {}}
+    shapes = ({f"1 x {sec} s": (1, int(float(sec) * 25)) for sec in args.lengths.split(",")} if args.lengths
+              else {f"{args.batch} x {args.frames} frames": (args.batch, args.frames)})
+    for label, (batch, frames) in shapes.items():
+        results, mm = measure(models, batch, frames, args.repeats, args.device, args.bf16)
+        for r in results.values():
             r["utilisation"] = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
-        report["matched"] = {peer: {"mslam": o, "ratio": ratio, "param_gap": gap}
-                             for peer, (o, ratio, gap) in matched_ratios(params, report["results"]).items()}
+        report["tables"][label] = {"mm_gflops": mm / 1e9, "results": results, "matched": {
+            peer: {"mslam": o, "ratio": ratio, "param_gap": gap}
+            for peer, (o, ratio, gap) in matched_ratios(params, results).items()}}
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{report['machine']}, {args.threads} threads, torch {torch.__version__}, "
-          f"{'bf16 ' if args.bf16 else ''}torch.mm {mm / 1e9:.0f} GFLOP/s; d {args.d_model}, {args.layers} layers, FFN {args.ffn}, "
-          f"{args.heads} heads, kernel {args.kernel}")
+    print(f"{report['machine']}, {args.threads} threads, torch {torch.__version__}{', bf16' if args.bf16 else ''}; "
+          f"d {args.d_model}, {args.layers} layers, FFN {args.ffn}, {args.heads} heads, kernel {args.kernel}")
     for name, n in params.items():
         print(f"  params {name:26s} {n / 1e6:8.2f} M")
-    tables = report["by_length"] if args.lengths else {report["batch"]: report["results"]}
-    for label, results in tables.items():
-        base = results["mslam"]
-        print(f"\n{label if not args.lengths else f'1 x {label} s'}")
+    for label, table in report["tables"].items():
+        results, base = table["results"], table["results"]["mslam"]
+        print(f"\n{label}; util against torch.mm at {table['mm_gflops']:.0f} GFLOP/s in the same rounds")
         print(f"  {'model':26s} {'fwd s':>8s} {'fwd+bwd s':>10s} {'x mslam':>8s} {'saved MiB':>10s} {'util':>6s}")
         for name, r in results.items():
-            util = r["flops_fwd_bwd"] / r["forward_backward_s"] / mm
             print(f"  {name:26s} {r['forward_s']:8.3f} {r['forward_backward_s']:10.3f} "
                   f"{r['forward_backward_s'] / base['forward_backward_s']:8.2f} {r['saved_activation_mib']:10.1f} "
-                  f"{util:6.1%}")
+                  f"{r['utilisation']:6.1%}")
         print("  each peer against the mslam of the nearest parameter count (fwd+bwd):")
-        for peer, (ours, ratio, gap) in matched_ratios(params, results).items():
-            print(f"    {peer:24s} {ratio:5.2f} x {ours}  (parameters {gap:+.1%})")
-
+        for peer, m in table["matched"].items():
+            print(f"    {peer:24s} {m['ratio']:5.2f} x {m['mslam']}  (parameters {m['param_gap']:+.1%})")
 
 if __name__ == "__main__":
     main()
