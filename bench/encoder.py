@@ -151,11 +151,7 @@ def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf
         runs[name] = (call, fwd_only, lambda call=call: call().sum().backward())
     times = {name: ([], []) for name in runs}
     mm_times = []
-    for round_ in range(repeats + 1):  # round 0 warms up (first runs are slow even after an untimed call)
-        if round_ == 1:
-            mm_times.clear()
-            for t in times.values():
-                t[0].clear(), t[1].clear()
+    for _ in range(repeats + 1):  # round 0 warms up (first runs are slow even after an untimed call)
         mm_times.append(timed(mm))
         for name, (_, fwd_only, fwd_bwd) in runs.items():
             times[name][0].append(timed(fwd_only))
@@ -166,15 +162,15 @@ def measure(models: dict, batch: int, frames: int, repeats: int, device: str, bf
         with counter:
             fwd_bwd()
         models[name][0].zero_grad(set_to_none=True)
-        out[name] = {"forward_s": statistics.median(times[name][0]),
-                     "forward_backward_s": statistics.median(times[name][1]),
+        out[name] = {"forward_s": statistics.median(times[name][0][1:]),
+                     "forward_backward_s": statistics.median(times[name][1][1:]),
                      "flops_fwd_bwd": counter.get_total_flops(),
                      "saved_activation_mib": saved_activation_bytes(call) / 2 ** 20}
     for model, _ in models.values():
         model.to("cpu")
     if device == "cuda":
         torch.cuda.empty_cache()
-    return out, mm_flops / statistics.median(mm_times)
+    return out, mm_flops / statistics.median(mm_times[1:])
 
 
 def matched_ratios(params: dict, results: dict) -> dict:
@@ -241,6 +237,7 @@ def main() -> None:
         print("  each peer against the mslam of the nearest parameter count (fwd+bwd):")
         for peer, m in table["matched"].items():
             print(f"    {peer:24s} {m['ratio']:5.2f} x {m['mslam']}  (parameters {m['param_gap']:+.1%})")
+
 
 if __name__ == "__main__":
     main()
