@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--utt-list", type=Path, help="file with one utterance id per line")
     s.add_argument("--langs", help="comma-separated language codes (needs utt2lang)")
-    s.add_argument("--per-lang", type=int, help="at most N utterances per language")
+    s.add_argument("--per-lang", type=int, help="at most N utterances per language, at random (--seed), "
+                   "spread over its speakers")
     c = sub.add_parser("combine", help="concatenate data dirs")
     c.add_argument("dst", type=Path)
     c.add_argument("srcs", type=Path, nargs="+")

@@ -355,8 +355,9 @@ def _write_selection(d: DataDir, out: Path, utts: set[str]) -> None:
 def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: int | None = None,
                     random_n: int | None = None, utt_list: Iterable[str] | None = None,
                     per_lang: int | None = None, langs: Iterable[str] | None = None, seed: int = 0) -> int:
-    """Copy a subset of a data dir: the first N, N at random, a list of ids, or N per language
-    (optionally only some languages). Returns the number of utterances written."""
+    """Copy a subset of a data dir: the first N, N at random, a list of ids, or N per language drawn
+    at random (seeded) and spread evenly over each language's speakers (optionally only some
+    languages). Returns the number of utterances written."""
     d = DataDir(src).validate()
     ids = d.utt_ids
     if langs is not None or per_lang is not None:
@@ -368,7 +369,9 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
             lang = d.tables["utt2lang"][u]
             if wanted is None or lang in wanted:
                 by_lang.setdefault(lang, []).append(u)
-        ids = [u for lang in sorted(by_lang) for u in by_lang[lang][:per_lang]]
+        utt2spk = d.tables.get("utt2spk", {})
+        ids = [u for lang in sorted(by_lang)
+               for u in speaker_stratified_sample(by_lang[lang], utt2spk, per_lang, random.Random(f"{seed}-{lang}"))]
     if utt_list is not None:
         wanted_ids = set(utt_list)
         unknown = wanted_ids - set(d.utt_ids)
@@ -381,6 +384,26 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, *, first: in
         ids = random.Random(seed).sample(ids, min(random_n, len(ids)))
     _write_selection(d, Path(dst), set(ids))
     return len(ids)
+
+
+def speaker_stratified_sample(utts: list[str], utt2spk: Mapping[str, str], n: int | None,
+                              rng: random.Random) -> list[str]:
+    """n utterances drawn at random, taking one from each speaker in turn (speakers in random
+    order), so that every speaker contributes within one utterance of the others; all when n is None.
+    Ids are sorted by speaker in Kaldi dirs, so a "first n" cut would hold one or two speakers."""
+    by_speaker: dict[str, list[str]] = {}
+    for u in utts:
+        by_speaker.setdefault(utt2spk.get(u, u), []).append(u)
+    queues = [rng.sample(v, len(v)) for _, v in sorted(by_speaker.items())]
+    rng.shuffle(queues)
+    chosen: list[str] = []
+    while queues and (n is None or len(chosen) < n):
+        for q in queues:
+            if n is not None and len(chosen) == n:
+                break
+            chosen.append(q.pop())
+        queues = [q for q in queues if q]
+    return chosen
 
 
 def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike]) -> int:

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,28 @@ def test_subset_modes(tmp_path):
     assert DataDir(tmp_path / "ids").tables["text.en"] == {"spk0-000": "hello 0", "spk2-005": "hello 5"}
     with pytest.raises(DataDirError, match="1 requested id"):
         subset_data_dir(d, tmp_path / "bad", utt_list=["nope"])
+
+
+def test_per_language_subset_is_random_and_spread_over_speakers(tmp_path):
+    # 3 languages x 4 speakers x 10 utterances; ids sort by speaker, as Kaldi dirs do
+    utts = [Utterance(id=f"{lang}-s{s}-{i:03d}", wav=f"/a/{lang}{s}{i}.wav", text="x", speaker=f"{lang}-s{s}",
+                      lang=lang) for lang in ("de", "fr", "ru") for s in range(4) for i in range(10)]
+    write_data_dir(tmp_path / "src", utts)
+    picked = {}
+    for seed in (0, 1):
+        assert subset_data_dir(tmp_path / "src", tmp_path / f"few{seed}", per_lang=6, seed=seed) == 18
+        d = DataDir(tmp_path / f"few{seed}").validate()
+        picked[seed] = set(d.utt_ids)
+        per_lang = Counter(d.tables["utt2lang"].values())
+        per_speaker = Counter(d.tables["utt2spk"].values())
+        assert per_lang == {"de": 6, "fr": 6, "ru": 6}
+        # every speaker of a language gives 1 or 2 of its 6 (a "first 6" cut would take one speaker)
+        assert len(per_speaker) == 12 and set(per_speaker.values()) <= {1, 2}
+    assert picked[0] != picked[1]  # the seed draws
+    subset_data_dir(tmp_path / "src", tmp_path / "again", per_lang=6, seed=0)
+    assert set(DataDir(tmp_path / "again").utt_ids) == picked[0]  # ... and only the seed
+    # more than a language has: all of it
+    assert subset_data_dir(tmp_path / "src", tmp_path / "all", per_lang=100) == 120
 
 
 def test_combine(tmp_path):

@@ -1,9 +1,11 @@
-"""egs/mini/run.sh stage 1 (corpus generation) end to end, through bash, as a user runs it."""
+"""egs/mini/run.sh stage 1 (corpus generation) end to end, through bash, as a user runs it; the
+few-label sets of stage 2."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,29 @@ def test_corpus_matches_tells_a_corpus_of_another_size_or_seed(tmp_path):
     assert subprocess.run(check + ["tiny", "0"]).returncode == 0
     assert subprocess.run(check + ["small", "0"]).returncode == 1
     assert subprocess.run(check + ["tiny", "1"]).returncode == 1
+
+
+def test_few_label_sets_are_seeded_draws_over_disjoint_speakers(mini_corpus, tmp_path):
+    """Stage 2's few-label sets: the per-language counts asked for, drawn over many voices, with
+    train, dev and test speakers disjoint (a "first N" cut held one voice per set)."""
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(mini_corpus, data, ignore=shutil.ignore_patterns("audio"))
+    r = subprocess.run([sys.executable, str(RECIPE / "local" / "few_label_sets.py"), str(data), "3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for task in ("asr", "st", "intent", "langid"):
+        sets = {split: DataDir(data / task / f"{split}_few").validate() for split in SPLITS}
+        speakers = {split: set(d.tables["utt2spk"].values()) for split, d in sets.items()}
+        assert not speakers["train"] & speakers["dev"] and not speakers["train"] & speakers["test"]
+        assert not speakers["dev"] & speakers["test"]
+        full = DataDir(data / task / "train").validate()
+        available = Counter(full.tables["utt2lang"].values())
+        wanted = {"asr": 3, "st": 1, "intent": 1, "langid": 3}[task]  # 3 labels: intent half, ST 60%
+        assert Counter(sets["train"].tables["utt2lang"].values()) == {
+            lang: min(wanted, n) for lang, n in available.items()}
+        # one speaker per utterance wherever the language has enough speakers
+        for lang in available:
+            utts = [u for u, v in sets["train"].tables["utt2lang"].items() if v == lang]
+            lang_speakers = {full.tables["utt2spk"][u] for u, v in full.tables["utt2lang"].items() if v == lang}
+            assert len({sets["train"].tables["utt2spk"][u] for u in utts}) == min(len(utts), len(lang_speakers))

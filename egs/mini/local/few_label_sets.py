@@ -5,7 +5,9 @@
 Pre-training pays off with few labels (egs/mini/README.md), so every task fine-tunes on
 LABELS_PER_LANG utterances per language (intent: half, with 6 intents x 8 languages; ST: 60%, as 13
 languages share one decoder). Dev and test sets are cut down to keep decoding on a CPU short; they
-keep their held-out voices and numbers.
+keep their held-out voices and numbers. Every set is a seeded random draw spread evenly over the
+speakers of each language (`subset_data_dir(per_lang=...)`), so a few-label set holds many voices and
+a test set every test voice; train, dev and test voices are disjoint by the corpus's design.
 """
 import sys
 
