@@ -19,7 +19,7 @@ from mslam.data.kaldi import DataDir, DataDirError, atomic_write_text, read_tabl
 from mslam.data.tokenizer import normalize_text
 from mslam.scoring.metrics import COVOST2_GROUPS, ScoringError, accuracy, bleu, error_rates
 from mslam.scoring.plots import confusion_png
-from mslam.scoring.tables import headline, markdown_table
+from mslam.scoring.tables import baseline_score, headline, markdown_table
 
 REFERENCE_TABLES = {"st": "text.en", "mt": "text.en", "asr": "text", "intent": "utt2intent", "langid": "utt2lang"}
 
@@ -43,11 +43,16 @@ def score(task: str, data: str | Path, hyp: str | Path, out_dir: str | Path | No
         scores = bleu(refs, hyps, utt2lang, groups or COVOST2_GROUPS)
         rows = [[lang, v["utterances"], v["bleu"]] for lang, v in scores["languages"].items()]
         rows += [[f"avg. {name}", "", v] for name, v in scores["groups"].items()]
+        constant = scores["constant_baseline"]
+        rows.append([f"best constant output (\"{constant['hypothesis']}\"), all", "", constant["bleu_all"]])
         md = markdown_table(["source language", "utterances", "BLEU"], rows)
+        md += f"\n{scores['distinct_hypotheses']} distinct hypotheses for {len(refs)} utterances.\n"
     else:
         scores = accuracy(refs, hyps, utt2lang)
         rows = [[lang, v["utterances"], v["accuracy"]] for lang, v in scores.get("languages", {}).items()]
         rows.append(["all", scores["utterances"], scores["accuracy"]])
+        rows.append([f"majority class ({scores['majority_class']}), all", scores["utterances"],
+                     scores["majority_accuracy"]])
         md = markdown_table(["language", "utterances", "accuracy %"], rows)
     scores = {"task": task, "data": str(data), "hyp": str(hyp), **scores}
     out = Path(out_dir) if out_dir else Path(hyp).parent
@@ -75,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"score: error: {e}", file=sys.stderr)
         return 1
     name = {"asr": "avg. WER", "intent": "accuracy", "langid": "accuracy"}.get(args.task, "BLEU (all)")
-    print(f"score: {args.task} {args.data}: {name} {headline(scores):.2f}")
+    extra = f", avg. CER {scores['average']['cer']:.2f}" if args.task == "asr" else ""
+    baseline = "majority class" if args.task in ("intent", "langid") else "best constant output"
+    print(f"score: {args.task} {args.data}: {name} {headline(scores):.2f}{extra}"
+          + (f" ({baseline}: {baseline_score(scores):.2f})" if baseline_score(scores) is not None else ""))
     return 0
 
 

@@ -6,7 +6,7 @@ and "high / mid / low / all" BLEU columns are.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Mapping
 
 import jiwer
@@ -73,9 +73,10 @@ def error_rates(refs: Mapping[str, str], hyps: Mapping[str, str], utt2lang: Mapp
 
 
 def bleu(refs: Mapping[str, str], hyps: Mapping[str, str], utt2lang: Mapping[str, str],
-         groups: Mapping[str, list[str]] = COVOST2_GROUPS) -> dict:
+         groups: Mapping[str, list[str]] = COVOST2_GROUPS, baselines: bool = True) -> dict:
     """Corpus BLEU per source language, and the mean over each group's languages present ("all":
-    every language present). Languages in no group count only in "all"."""
+    every language present). Languages in no group count only in "all". With `baselines`, also the
+    number of distinct hypotheses and the best constant hypothesis's BLEU."""
     check_ids(refs, hyps)
     langs = {}
     for lang, utts in by_language(utt2lang, refs).items():
@@ -89,7 +90,26 @@ def bleu(refs: Mapping[str, str], hyps: Mapping[str, str], utt2lang: Mapping[str
     averages["all"] = sum(v["bleu"] for v in langs.values()) / len(langs)
     ungrouped = sorted(set(langs) - {lang for m in groups.values() for lang in m})
     return {"languages": langs, "groups": averages, "group_members": {k: list(v) for k, v in groups.items()},
-            "ungrouped": ungrouped}
+            "ungrouped": ungrouped,
+            **({"distinct_hypotheses": len(set(hyps[u] for u in refs)),
+                "constant_baseline": constant_hypothesis_bleu(refs, utt2lang, extra=[hyps[u] for u in refs])}
+               if baselines else {})}
+
+
+def constant_hypothesis_bleu(refs: Mapping[str, str], utt2lang: Mapping[str, str], extra: list[str] = (),
+                             candidates: int = 100) -> dict:
+    """What one fixed output for every utterance scores ("all": the mean over languages of BLEU), the
+    best of the `candidates` commonest references and the commonest `extra` sentence (a system's
+    hypotheses). A system near this figure has learned the target language, not the input."""
+    ranked = [s for s, _ in sorted(Counter(refs.values()).items(), key=lambda kv: (-kv[1], kv[0]))[:candidates]]
+    if extra:
+        ranked.append(Counter(extra).most_common(1)[0][0])
+    scorers = []
+    for utts in by_language(utt2lang, refs).values():
+        scorers.append((sacrebleu.BLEU(references=[[refs[u] for u in utts]]), len(utts)))
+    best = max((sum(scorer.corpus_score([c] * n, None).score for scorer, n in scorers) / len(scorers), c)
+               for c in dict.fromkeys(ranked))
+    return {"bleu_all": best[0], "hypothesis": best[1]}
 
 
 def accuracy(refs: Mapping[str, str], hyps: Mapping[str, str], utt2lang: Mapping[str, str] | None = None) -> dict:
@@ -102,8 +122,11 @@ def accuracy(refs: Mapping[str, str], hyps: Mapping[str, str], utt2lang: Mapping
         matrix[index[r]][index[hyps[u]]] += 1
     correct = {u: refs[u] == hyps[u] for u in refs}
     per_class = {c: 100.0 * matrix[i][i] / max(sum(matrix[i]), 1) for c, i in index.items() if sum(matrix[i])}
+    majority, majority_count = Counter(refs.values()).most_common(1)[0] if refs else ("", 0)
     out = {"accuracy": 100.0 * sum(correct.values()) / max(len(refs), 1), "utterances": len(refs),
-           "classes": classes, "confusion": matrix, "per_class": per_class}
+           "classes": classes, "confusion": matrix, "per_class": per_class,
+           # what predicting the test set's commonest class for every utterance scores
+           "majority_class": majority, "majority_accuracy": 100.0 * majority_count / max(len(refs), 1)}
     if utt2lang:
         out["languages"] = {lang: {"accuracy": 100.0 * sum(correct[u] for u in utts) / len(utts),
                                    "utterances": len(utts)}

@@ -50,3 +50,30 @@ def bar_chart(values: Mapping[str, Mapping[str, float | None]], path: str | os.P
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def training_curves_png(train: list[dict], dev: list[dict], task: str, path: str | os.PathLike,
+                        title: str = "") -> None:
+    """Train and dev loss against the step (left), and the dev metric, with the train accuracy where
+    the task has one (right): generalisation at a glance (records of train.jsonl and dev.jsonl)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for records, label, key in ((train, "train", "loss"), (dev, "dev", "loss")):
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if points:
+            left.plot(*zip(*points), marker="." if label == "dev" else None, label=f"{label} loss")
+    left.set_xlabel("step")
+    left.set_ylabel("loss")
+    left.legend(fontsize=8)
+    for records, label, key in ((dev, "dev", "acc"), (dev, "dev", "cer"), (dev, "dev", "bleu"),
+                                (train, "train", f"{task}_acc")):
+        points = [(r["step"], 100.0 * r[key] if key.endswith("acc") else r[key])
+                  for r in records if isinstance(r.get(key), (int, float))]
+        if points:
+            right.plot(*zip(*points), marker="." if label == "dev" else None,
+                       label=f"{label} {'accuracy %' if key.endswith('acc') else key.upper()}")
+    right.set_xlabel("step")
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

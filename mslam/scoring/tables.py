@@ -31,6 +31,16 @@ def headline(scores: dict) -> float:
     return scores["groups"]["all"]
 
 
+def baseline_score(scores: dict) -> float | None:
+    """What a constant output scores on the same test set: the majority class's accuracy, or the best
+    constant hypothesis's BLEU (None for asr)."""
+    if scores["task"] in ("intent", "langid"):
+        return scores["majority_accuracy"]
+    if scores["task"] in ("st", "mt"):
+        return scores["constant_baseline"]["bleu_all"]
+    return None
+
+
 def st_table(models: Mapping[str, dict]) -> str:
     columns = ["high", "mid", "low", "all"]
     rows = [[name, *(s["groups"].get(c) for c in columns)] for name, s in models.items()]

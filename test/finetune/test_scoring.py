@@ -148,6 +148,30 @@ def test_bleu_custom_groups():
     assert out["ungrouped"] == ["fr", "it", "tr"]
 
 
+def test_constant_hypothesis_baseline_is_what_a_constant_system_scores():
+    # 6 references per language, one of them three times: the best constant output is that one
+    common = "please show me the balance of my account"
+    refs, utt2lang = {}, {}
+    for lang in ("de", "fr"):
+        for i, r in enumerate([common] * 3 + ["one two three four five", "the card is lost today",
+                                              "send money to anna now"]):
+            refs[f"{lang}-{i}"], utt2lang[f"{lang}-{i}"] = r, lang
+    constant = {u: common for u in refs}
+    out = bleu(refs, constant, utt2lang, {})
+    assert out["distinct_hypotheses"] == 1
+    assert out["constant_baseline"]["hypothesis"] == common
+    # the baseline is the score of that constant system, computed the same way
+    assert out["constant_baseline"]["bleu_all"] == pytest.approx(out["groups"]["all"])
+    assert 0 < out["groups"]["all"] < 100
+    perfect = bleu(refs, refs, utt2lang, {})
+    assert perfect["groups"]["all"] == pytest.approx(100.0) and perfect["distinct_hypotheses"] == 4
+    assert perfect["constant_baseline"] == out["constant_baseline"]  # a property of the references
+    # no other single output does better
+    for other in set(refs.values()):
+        assert bleu(refs, {u: other for u in refs}, utt2lang, {}, baselines=False)["groups"]["all"] <= \
+            out["constant_baseline"]["bleu_all"] + 1e-9
+
+
 def test_covost2_groups_are_the_papers():
     assert COVOST2_GROUPS["high"] == ["fr", "de", "es", "ca"]
     assert COVOST2_GROUPS["mid"] == ["fa", "it", "ru", "pt", "zh"]
@@ -173,6 +197,8 @@ def test_accuracy_confusion_per_language_per_class():
     assert out["per_class"] == pytest.approx({"cat": 100.0 * 2 / 3, "dog": 100.0, "owl": 0.0})
     assert out["languages"]["en"] == {"accuracy": pytest.approx(50.0), "utterances": 2}
     assert out["languages"]["fr"] == {"accuracy": pytest.approx(75.0), "utterances": 4}
+    # a constant "cat" would score 3 of 6
+    assert out["majority_class"] == "cat" and out["majority_accuracy"] == pytest.approx(50.0)
 
 
 def test_accuracy_class_only_predicted_has_no_per_class_figure():
