@@ -39,6 +39,7 @@ class Example:
     target: list[int] | int | None       # token ids, or a class index; None when decoding
     record: Optional[Record] = None      # speech: where the audio or features are
     source: Optional[list[int]] = None   # text input: character ids
+    transcript: Optional[list[int]] = None  # speech: the source transcript's character ids (auxiliary CTC)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class FinetuneBatch:
     text_lens: Optional[torch.Tensor] = None
     text_targets: Optional[torch.Tensor] = None
     text_target_lens: Optional[torch.Tensor] = None
+    transcripts: Optional[torch.Tensor] = None  # [B, L] source transcript characters of the speech
+    transcript_lens: Optional[torch.Tensor] = None
 
     def to(self, device) -> "FinetuneBatch":
         return FinetuneBatch(**{f.name: None if getattr(self, f.name) is None
@@ -73,19 +76,26 @@ class BatchConfig:
 # ----------------------------------------------------------------------------- examples
 def speech_examples(data_dir: str | os.PathLike, target_table: str | None,
                     encode: Callable[[str, str], list[int] | int] | None, *,
-                    cache_dir: str | os.PathLike | None = None) -> list[Example]:
-    """One Example per utterance of a data dir, its target encoded (`encode(value, utt_id)`)."""
+                    cache_dir: str | os.PathLike | None = None,
+                    encode_transcript: Callable[[str, str], list[int]] | None = None) -> list[Example]:
+    """One Example per utterance of a data dir, its target encoded (`encode(value, utt_id)`), and
+    with `encode_transcript` its source transcript (`text`) too."""
     d = Path(data_dir)
     records = speech_manifest(d, cache_dir=cache_dir)
     targets = read_target_table(d, target_table) if target_table else {}
+    transcripts = read_target_table(d, SOURCE_TABLE) if encode_transcript else {}
     out = []
     for r in records:
-        target = None
+        target = transcript = None
         if target_table:
             if r.id not in targets:
                 raise DataDirError(f"{d / target_table}: no entry for utterance '{r.id}'")
             target = encode(targets[r.id], r.id)
-        out.append(Example(r.id, r.lang, r.length, target, record=r))
+        if encode_transcript:
+            if r.id not in transcripts:
+                raise DataDirError(f"{d / SOURCE_TABLE}: no transcript for utterance '{r.id}'")
+            transcript = encode_transcript(transcripts[r.id], r.id)
+        out.append(Example(r.id, r.lang, r.length, target, record=r, transcript=transcript))
     return out
 
 
@@ -159,6 +169,8 @@ def collate(speech: list[Example], text: list[Example] = (), cmvn: CMVNStats | N
         batch.feats = pad_sequence(feats, batch_first=True)
         batch.feat_lens = torch.tensor([f.shape[0] for f in feats])
         batch.targets, batch.target_lens = _targets([e.target for e in speech])
+        if speech[0].transcript is not None:
+            batch.transcripts, batch.transcript_lens = _pad_ids([e.transcript for e in speech])
     if text:
         batch.text, batch.text_lens = _pad_ids([e.source for e in text])
         batch.text_targets, batch.text_target_lens = _targets([e.target for e in text])

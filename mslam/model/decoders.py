@@ -39,8 +39,15 @@ class TransformerDecoder(nn.Module):
                  bos_id: int, eos_id: int):
         super().__init__()
         self.cfg, self.pad_id, self.bos_id, self.eos_id = cfg, pad_id, bos_id, eos_id
+        self.dropout = cfg.dropout  # of the embeddings; read at each forward
         d = cfg.d_model
         self.embed = nn.Embedding(vocab_size, d, padding_idx=pad_id)
+        # Scaled by sqrt(d) in `logits`, so unit variance there. With nn.Embedding's N(0, 1) the token
+        # embeddings were sqrt(d) times larger than anything cross-attention adds to the residual
+        # stream, and ST decoders learned an English language model that ignored the audio.
+        nn.init.normal_(self.embed.weight, std=d ** -0.5)
+        with torch.no_grad():
+            self.embed.weight[pad_id].zero_()
         self.enc_proj = nn.Linear(enc_dim, d) if enc_dim != d else nn.Identity()
         layer = nn.TransformerDecoderLayer(d, cfg.heads, cfg.ffn_dim, cfg.dropout, batch_first=True,
                                            norm_first=True)
@@ -51,7 +58,7 @@ class TransformerDecoder(nn.Module):
         """tokens [B, L] (starting with <s>), projected memory [B, T, d], memory_pad [B, T] -> [B, L, V]."""
         length = tokens.shape[1]
         x = self.embed(tokens) * math.sqrt(self.cfg.d_model)
-        x = F.dropout(x + sinusoidal_positions(length, x.shape[-1], x.device, x.dtype), self.cfg.dropout,
+        x = F.dropout(x + sinusoidal_positions(length, x.shape[-1], x.device, x.dtype), self.dropout,
                       self.training)
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1)
         h = self.layers(x, memory, tgt_mask=causal, tgt_key_padding_mask=tokens == self.pad_id,
@@ -143,6 +150,7 @@ class RNNTDecoder(nn.Module):
     def __init__(self, cfg: RNNTConfig, vocab_size: int, enc_dim: int, blank_id: int = 0):
         super().__init__()
         self.cfg, self.blank_id = cfg, blank_id
+        self.dropout = cfg.dropout  # of the embeddings; read at each forward
         self.embed = nn.Embedding(vocab_size, cfg.hidden)
         self.lstm = nn.LSTM(cfg.hidden, cfg.hidden, cfg.layers, batch_first=True,
                             dropout=cfg.dropout if cfg.layers > 1 else 0.0)
@@ -152,7 +160,7 @@ class RNNTDecoder(nn.Module):
 
     def predict(self, tokens: torch.Tensor, state=None):
         """tokens [B, U] -> (projected prediction-network output [B, U, J], LSTM state)."""
-        h, state = self.lstm(F.dropout(self.embed(tokens), self.cfg.dropout, self.training), state)
+        h, state = self.lstm(F.dropout(self.embed(tokens), self.dropout, self.training), state)
         return self.pred_proj(h), state
 
     def joint(self, enc_j: torch.Tensor, pred_j: torch.Tensor) -> torch.Tensor:
@@ -291,13 +299,24 @@ def _ctc_prefix_beam_one(logp: torch.Tensor, beam: int, blank: int) -> list[int]
 
 # ----------------------------------------------------------------------------- classification
 class PooledClassifier(nn.Module):
-    """Mean of the encoder output over real frames, dropout, then a linear layer to the classes."""
+    """The encoder output pooled over real frames, dropout, then a linear layer to the classes.
+    `max` keeps each feature's strongest frame, so a feature can fire on the few frames that carry
+    the class (the words of an intent, not the number spoken after them); `mean` weighs every frame
+    alike; `attention` weighs frames by a learned score (softmax over the utterance)."""
 
-    def __init__(self, enc_dim: int, num_classes: int, dropout: float = 0.1):
+    def __init__(self, enc_dim: int, num_classes: int, dropout: float = 0.1, pooling: str = "max"):
         super().__init__()
-        self.dropout = dropout
+        self.dropout, self.pooling = dropout, pooling
+        self.score = nn.Linear(enc_dim, 1) if pooling == "attention" else None
         self.out = nn.Linear(enc_dim, num_classes)
 
     def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor) -> torch.Tensor:
-        pooled = masked_mean(enc, lengths_to_valid(enc_lens, enc.shape[1]))
+        valid = lengths_to_valid(enc_lens, enc.shape[1])
+        if self.pooling == "max":
+            pooled = enc.masked_fill(~valid[..., None], float("-inf")).amax(1)
+        elif self.score is None:
+            pooled = masked_mean(enc, valid)
+        else:
+            weights = self.score(enc).squeeze(-1).float().masked_fill(~valid, float("-inf")).softmax(-1)
+            pooled = torch.einsum("bt,btd->bd", weights.to(enc.dtype), enc)
         return self.out(F.dropout(pooled, self.dropout, self.training))

@@ -35,12 +35,33 @@ class SpecAugmentConfig:
 
 
 @dataclass
+class RegularizationConfig:
+    """When SpecAugment and dropout act: off up to `start_step`, then growing linearly to their
+    configured strength over `ramp_steps`. Regularising from step 0 slows early learning 2-3x at
+    small budgets (a model must fit before it can overfit); 0 / 0: from the start."""
+    start_step: int = 0
+    ramp_steps: int = 0
+
+    def strength(self, step: int) -> float:
+        if step <= self.start_step:
+            return 0.0 if self.start_step > 0 else 1.0
+        return min(1.0, (step - self.start_step) / self.ramp_steps) if self.ramp_steps > 0 else 1.0
+
+
+@dataclass
 class HeadConfig:
     asr_decoder: Literal["rnnt", "ctc"] = "rnnt"   # paper: RNN-T; CTC is the lighter option
     rnnt: RNNTConfig = field(default_factory=RNNTConfig)
     decoder: TransformerDecoderConfig = field(default_factory=TransformerDecoderConfig)
     classifier_dropout: float = 0.1                # unknown in the paper
+    # intent / langid: how the utterance is pooled (unknown in the paper). Measured from scratch on the
+    # toy corpus (held-out voices, 300 steps): intent 86% with max against 17-25% (chance) with mean or
+    # attention pooling, whose training loss stayed at ln 6; LangID 78% against 61% at 150 steps.
+    pooling: Literal["mean", "max", "attention"] = "max"
     mt_weight: float = 5.0                         # paper: joint ST+MT, weight 5.0 on the MT loss
+    st_ctc_weight: float = 0.0                     # ST: weight of an auxiliary CTC loss over the source
+                                                   # transcript's characters (`text`) on the encoder output
+                                                   # (not in the paper; ESPnet's ST recipes use one)
 
 
 @dataclass
@@ -48,20 +69,23 @@ class DecodeConfig:
     method: Literal["beam", "greedy"] = "beam"
     beam: int = 5                # unknown in the paper
     length_penalty: float = 1.0  # alpha of ((5+|y|)/6)^alpha (translation)
-    max_len_ratio: float = 0.5   # translation: at most this many tokens per encoder frame (+5)
+    max_len_ratio: float = 1.0   # translation: at most this many tokens per encoder frame (+5); a guard
+                                 # against endless output only (0.5 cut short phrases mid-word)
     max_len: int = 256
 
 
-def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig) -> torch.Tensor:
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig,
+                 strength: float = 1.0) -> torch.Tensor:
     """Frequency and time masks per utterance, filled with the utterance's mean (works with or without
-    CMVN). Masks draw from torch's generator, which the trainer seeds per micro-batch."""
+    CMVN), their widths scaled by `strength`. Masks draw from torch's generator, which the trainer
+    seeds per micro-batch."""
     b, t, f = feats.shape
     valid = lengths_to_valid(lengths, t)[..., None]
     mean = (feats * valid).sum((1, 2), keepdim=True) / (lengths[:, None, None] * f).clamp(min=1)
     masked = torch.zeros(b, t, f, dtype=torch.bool, device=feats.device)
     for axis_len, count, widest, dim in ((torch.full_like(lengths, f), cfg.freq_masks,
-                                          torch.full_like(lengths, cfg.freq_width), 2),
-                                         (lengths, cfg.time_masks, (lengths * cfg.time_width).long(), 1)):
+                                          torch.full_like(lengths, round(cfg.freq_width * strength)), 2),
+                                         (lengths, cfg.time_masks, (lengths * cfg.time_width * strength).long(), 1)):
         pos = torch.arange(feats.shape[dim], device=feats.device)
         for _ in range(count):
             width = (torch.rand(b, device=feats.device) * (widest + 1)).long()
@@ -74,14 +98,20 @@ def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentCon
 class FinetuneModel(nn.Module):
     def __init__(self, task: str, model_cfg: ModelConfig, head: HeadConfig, num_targets: int, *,
                  spec_augment: SpecAugmentConfig | None = None, freeze_encoder_steps: int = 0,
+                 regularization: RegularizationConfig | None = None, transcript_vocab: int = 0,
                  pad_id: int = 0, bos_id: int = 2, eos_id: int = 3):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r} (one of {', '.join(TASKS)})")
         self.task, self.head_cfg, self.spec_cfg = task, head, spec_augment
+        self.regularization = regularization or RegularizationConfig()
+        self.reg_strength = 1.0
         self.freeze_encoder_steps = freeze_encoder_steps
         self.encoder = JointEncoder(model_cfg, with_text=task == "st")  # ST: text input for MT and zero-shot
         d = model_cfg.encoder.d_model
+        if task == "st" and head.st_ctc_weight > 0 and transcript_vocab < 1:
+            raise ValueError("head.st_ctc_weight needs the size of the source transcripts' vocabulary")
+        self.st_ctc = nn.Linear(d, transcript_vocab) if task == "st" and head.st_ctc_weight > 0 else None
         if task == "st":
             self.decoder = TransformerDecoder(head.decoder, num_targets, d, pad_id=pad_id, bos_id=bos_id,
                                               eos_id=eos_id)
@@ -90,7 +120,15 @@ class FinetuneModel(nn.Module):
         elif task == "asr":
             self.decoder = nn.Linear(d, num_targets)
         else:
-            self.decoder = PooledClassifier(d, num_targets, head.classifier_dropout)
+            self.decoder = PooledClassifier(d, num_targets, head.classifier_dropout, head.pooling)
+        self.dropout_rates = dropout_rates(self)
+
+    def set_regularization(self, strength: float) -> None:
+        """Scale every dropout rate of the model, and SpecAugment's widths, by `strength` (0..1)."""
+        if strength != self.reg_strength:
+            for module, attr, rate in self.dropout_rates:
+                setattr(module, attr, rate * strength)
+            self.reg_strength = strength
 
     @property
     def uses_rnnt(self) -> bool:
@@ -101,8 +139,8 @@ class FinetuneModel(nn.Module):
         return self.training and step <= self.freeze_encoder_steps
 
     def encode_speech(self, feats, feat_lens, step: int = 0):
-        if self.training and self.spec_cfg is not None:
-            feats = spec_augment(feats, feat_lens, self.spec_cfg)
+        if self.training and self.spec_cfg is not None and self.reg_strength > 0:
+            feats = spec_augment(feats, feat_lens, self.spec_cfg, self.reg_strength)
         with torch.no_grad() if self.encoder_frozen(step) else nullcontext():
             return self.encoder(feats, feat_lens)
 
@@ -114,12 +152,17 @@ class FinetuneModel(nn.Module):
     def forward(self, batch: FinetuneBatch, step: int = 0) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         terms = []
+        if self.training:
+            self.set_regularization(self.regularization.strength(step))
         if batch.feats is not None:
             enc, lens = self.encode_speech(batch.feats, batch.feat_lens, step)
             loss, acc = self.task_loss(enc, lens, batch.targets, batch.target_lens)
             out[self.task], terms = loss, [loss]
             if acc is not None:
                 out[f"{self.task}_acc"] = acc
+            if self.st_ctc is not None and batch.transcripts is not None:
+                out["st_ctc"] = ctc_loss(self.st_ctc(enc), lens, batch.transcripts, batch.transcript_lens, blank=0)
+                terms.append(self.head_cfg.st_ctc_weight * out["st_ctc"])
         if batch.text is not None:  # joint ST+MT: text through the same encoder and decoder
             enc, lens = self.encode_text(batch.text, batch.text_lens, step)
             out["mt"], out["mt_acc"] = self.decoder.loss(enc, lens, batch.text_targets, batch.text_target_lens)
@@ -171,4 +214,18 @@ class FinetuneModel(nn.Module):
         rest = [p for p in enc.parameters() if id(p) not in seen]
         if rest:
             groups.append((0, rest))
-        return groups, list(self.decoder.parameters())
+        head = [*self.decoder.parameters(), *(self.st_ctc.parameters() if self.st_ctc is not None else [])]
+        return groups, head
+
+
+def dropout_rates(model: nn.Module) -> list[tuple[nn.Module, str, float]]:
+    """(module, attribute, rate) of every dropout in the model: nn.Dropout's `p`, and the float
+    `dropout` / `attn_dropout` rates that the Conformer, the heads, nn.LSTM and nn.MultiheadAttention
+    read at each forward."""
+    rates = []
+    for m in model.modules():
+        for attr in (("p",) if isinstance(m, nn.Dropout) else ("dropout", "attn_dropout")):
+            rate = getattr(m, attr, None)
+            if isinstance(rate, float) and rate > 0:
+                rates.append((m, attr, rate))
+    return rates

@@ -11,6 +11,8 @@ averaged into OUTPUT_DIR/final.pt.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -23,12 +25,15 @@ import yaml
 
 from mslam.config import ConfigError, apply_overrides, config_to_dict, load_config, load_with_overrides
 from mslam.data.features import CMVNStats
-from mslam.data.finetune_data import (TARGET_TABLES, BatchConfig, Example, FinetuneBatches, collate, drop_by_length,
-                                      fixed_batches, read_target_table, speech_examples, text_examples)
+from mslam.data.finetune_data import (SOURCE_TABLE, TARGET_TABLES, BatchConfig, Example, FinetuneBatches, collate,
+                                      drop_by_length, fixed_batches, read_target_table, speech_examples,
+                                      text_examples)
 from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.tokenizer import CharTokenizer, SubwordTokenizer
 from mslam.model.encoder import ModelConfig
-from mslam.model.finetune import DecodeConfig, FinetuneModel, HeadConfig, SpecAugmentConfig
+from mslam.model.finetune import DecodeConfig, FinetuneModel, HeadConfig, RegularizationConfig, SpecAugmentConfig
+from mslam.scoring.metrics import bleu, error_rates
+from mslam.scoring.plots import training_curves_png
 from mslam.train import distributed as D
 from mslam.train.checkpoint import (CheckpointError, average_checkpoints, checkpoint_step, list_checkpoints,
                                     load_model_state)
@@ -40,6 +45,7 @@ from mslam.train.trainer import Trainer, autocast
 log = logging.getLogger("mslam.finetune")
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "finetune"
 CLASS_TASKS = ("intent", "langid")
+DEV_METRICS = {"st": "bleu", "asr": "cer", "intent": "acc", "langid": "acc"}  # dev_metric auto
 
 
 # ----------------------------------------------------------------------------- config
@@ -87,7 +93,8 @@ class FinetuneTrainerConfig(TrainerConfig):
     max_steps: int = 20000
     save_every: int = 1000
     eval_every: int = 1000           # steps between dev evaluations (each also saves a checkpoint)
-    dev_metric: Literal["auto", "loss", "acc"] = "auto"  # auto: accuracy for intent/langid, else loss
+    dev_metric: Literal["auto", "loss", "acc", "cer", "bleu"] = "auto"  # auto: the task's own metric (accuracy
+                                     # for intent/langid, CER for asr, BLEU for st), from greedy decoding
     early_stop_patience: int = 0     # stop after this many evaluations without a better dev score (0: never)
     keep_best: int = 3               # checkpoints kept for being among the best on dev
     average_best: int = 3            # final.pt = mean of the best N checkpoints on dev (the last N without dev)
@@ -101,6 +108,7 @@ class FinetuneConfig:
     model_from: Optional[str] = None  # from scratch: the model section of this pre-training config (name or path)
     head: HeadConfig = field(default_factory=HeadConfig)
     spec_augment: Optional[SpecAugmentConfig] = field(default_factory=SpecAugmentConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
     trainer: FinetuneTrainerConfig = field(default_factory=FinetuneTrainerConfig)
@@ -198,9 +206,24 @@ def read_targets(cfg: FinetuneConfig) -> list[str]:
     return texts
 
 
-def build_finetune_model(cfg: FinetuneConfig, num_targets: int) -> FinetuneModel:
+def transcript_chars(cfg: FinetuneConfig, tokens: Path) -> CharTokenizer | None:
+    """ST with head.st_ctc_weight: the characters of the training set's source transcripts (`text`),
+    the targets of the auxiliary CTC loss; built once, kept in OUTPUT_DIR/tokens."""
+    if cfg.task != "st" or cfg.head.st_ctc_weight <= 0:
+        return None
+    path = tokens / "transcript_chars.txt"
+    if not path.is_file():
+        texts = [t for d in cfg.data.train for t in read_target_table(cfg.data.path(d), SOURCE_TABLE).values()]
+        tokens.mkdir(parents=True, exist_ok=True)
+        CharTokenizer.build({"all": texts}, max_size=100000, coverage=1.0).save(path)
+    return CharTokenizer.load(path)
+
+
+def build_finetune_model(cfg: FinetuneConfig, num_targets: int, transcripts: CharTokenizer | None = None
+                         ) -> FinetuneModel:
     return FinetuneModel(cfg.task, cfg.model, cfg.head, num_targets, spec_augment=cfg.spec_augment,
-                         freeze_encoder_steps=cfg.optim.freeze_encoder_steps)
+                         freeze_encoder_steps=cfg.optim.freeze_encoder_steps, regularization=cfg.regularization,
+                         transcript_vocab=len(transcripts) if transcripts else 0)
 
 
 def build_finetune_optimizer(model: torch.nn.Module, cfg: FinetuneOptimConfig):
@@ -229,10 +252,12 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
             candidate = Path(data.get("root", ".")) / data.get("vocab", "chars.txt")
             cfg.data.char_vocab = str(candidate.resolve()) if candidate.is_file() else None
     tokens = out / "tokens"
-    if cfg.task == "st":
-        if cfg.data.char_vocab is None:
-            raise ConfigError("data.char_vocab: ST needs the encoder's character vocabulary for text input "
-                              "(MT, zero-shot); none was given and the --init run's data.vocab was not found")
+    if cfg.task == "st" and cfg.data.char_vocab is None:
+        if cfg.data.mt_train:
+            raise ConfigError("data.char_vocab: joint ST+MT needs the encoder's character vocabulary for its text "
+                              "input; none was given and the --init run's data.vocab was not found")
+        log.info("no data.char_vocab: this speech-only ST model will not take text input (zero-shot MT)")
+    elif cfg.task == "st":
         src = Path(cfg.data.char_vocab) if Path(cfg.data.char_vocab).is_absolute() else cfg.data.path(cfg.data.char_vocab)
         if not src.is_file():
             raise ConfigError(f"data.char_vocab: {src} not found")
@@ -249,18 +274,26 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
         raise ConfigError("data.train: no training data dirs")
     targets = Targets(cfg.task, tokens)
     targets.build(read_targets(cfg), cfg.data)
+    transcript_chars(cfg, tokens)
     return cfg, targets.load(), init_state
 
 
-def load_examples(cfg: FinetuneConfig, targets: Targets, dirs: list[str], cache: Path) -> list[Example]:
+def load_examples(cfg: FinetuneConfig, targets: Targets, dirs: list[str], cache: Path,
+                  transcripts: CharTokenizer | None = None) -> list[Example]:
     examples = []
+    encode_transcript = (lambda s, u: transcripts.encode(s, utt=u)) if transcripts else None
     for d in dirs:
-        examples += speech_examples(cfg.data.path(d), target_table(cfg), targets.encode, cache_dir=cache)
+        examples += speech_examples(cfg.data.path(d), target_table(cfg), targets.encode, cache_dir=cache,
+                                    encode_transcript=encode_transcript)
     return drop_by_length(examples, cfg.data.batch, ", ".join(dirs))
 
 
 def encoder_chars(out: Path) -> CharTokenizer:
-    return CharTokenizer.load(out / "tokens" / "encoder_chars.txt")
+    path = out / "tokens" / "encoder_chars.txt"
+    if not path.is_file():
+        raise ConfigError(f"{out}: trained without the encoder's character vocabulary (data.char_vocab), so it "
+                          "takes no text input; fine-tune again with data.char_vocab=... for text translation")
+    return CharTokenizer.load(path)
 
 
 # ----------------------------------------------------------------------------- training
@@ -285,12 +318,13 @@ class FinetuneTrainer(Trainer):
         if not self.env.is_main:
             self.cfg, self.targets, init_state = prepare(cfg, out)
         cfg = self.cfg
-        model = build_finetune_model(cfg, len(self.targets))
+        transcripts = transcript_chars(cfg, out / "tokens")  # every process: built above by the main one
+        model = build_finetune_model(cfg, len(self.targets), transcripts)
         if init_state is not None:
             load_encoder_weights(model, init_state, cfg.init)
         cache = out / "manifests"
         self.cmvn = CMVNStats.load(cfg.data.path(cfg.data.cmvn)) if cfg.data.cmvn else None
-        train = load_examples(cfg, self.targets, cfg.data.train, cache)
+        train = load_examples(cfg, self.targets, cfg.data.train, cache, transcripts)
         mt = []
         if cfg.data.mt_train:
             if cfg.task != "st":
@@ -299,7 +333,7 @@ class FinetuneTrainer(Trainer):
             for d in cfg.data.mt_train:
                 mt += text_examples(cfg.data.path(d), target_table(cfg), self.targets.encode,
                                     lambda s, u: chars.encode(s, utt=u))
-        self.dev = load_examples(cfg, self.targets, cfg.data.dev, cache) if cfg.data.dev else []
+        self.dev = load_examples(cfg, self.targets, cfg.data.dev, cache, transcripts) if cfg.data.dev else []
         tc = cfg.trainer
         data = FinetuneBatches(train, cfg.data.batch, tc.seed, self.env.rank, self.env.world_size, tc.grad_accum,
                                mt, self.cmvn)
@@ -327,13 +361,16 @@ class FinetuneTrainer(Trainer):
 
     def metric(self) -> str:
         m = self.cfg.trainer.dev_metric
-        return m if m != "auto" else ("acc" if self.cfg.task in CLASS_TASKS else "loss")
+        return m if m != "auto" else DEV_METRICS[self.cfg.task]
 
     def after_step(self, report: TrainReport) -> bool:
         if not self.evaluates_now():
             return False
         result = self.evaluate()
-        score = result[self.metric()] * (-1 if self.metric() == "loss" else 1)
+        if self.metric() not in result:
+            raise ConfigError(f"trainer.dev_metric: {self.metric()} is not measured for task {self.cfg.task} "
+                              f"(measured: {', '.join(result)})")
+        score = result[self.metric()] * (-1 if self.metric() in ("loss", "cer") else 1)
         self.dev_history.append((self.step, score))
         best_step = max(self.dev_history, key=lambda h: (h[1], -h[0]))[0]
         if self.env.is_main:
@@ -350,24 +387,36 @@ class FinetuneTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Teacher-forced dev loss (and accuracy), over the whole dev set in every process."""
+        """Teacher-forced dev loss (and accuracy), and for asr / st the CER / BLEU of greedy decoding
+        (averaged over languages, as the test scores are), over the whole dev set in every process."""
         model = D.unwrap(self.model)
         if self.dev_batches is None:
-            self.dev_batches = [collate(b, cmvn=self.cmvn) for b in fixed_batches(self.dev, self.cfg.data.batch)]
+            groups = fixed_batches(self.dev, self.cfg.data.batch)
+            self.dev_batches = [(collate(b, cmvn=self.cmvn), b) for b in groups]
         model.eval()
         totals = {"loss": 0.0, "acc": 0.0}
+        refs, hyps, langs = {}, {}, {}
         n = 0
-        for batch in self.dev_batches:
+        greedy = dataclasses.replace(self.cfg.decode, method="greedy")
+        for batch, examples in self.dev_batches:
+            batch = batch.to(self.env.device)
             with autocast(self.env.device, self.cfg.trainer.precision):
-                out = model(batch.to(self.env.device))
+                out = model(batch)
+                decoded = model.decode(batch, greedy) if self.cfg.task in ("asr", "st") else []
             size = len(batch.feat_lens)
             totals["loss"] += float(out["loss"]) * size
             totals["acc"] += float(out.get(f"{self.cfg.task}_acc", math.nan)) * size
             n += size
+            for e, hyp in zip(examples, decoded):
+                refs[e.id], hyps[e.id], langs[e.id] = self.targets.decode(e.target), self.targets.decode(hyp), e.lang
         model.train()
         result = {k: v / n for k, v in totals.items()}
         if math.isnan(result["acc"]):
             del result["acc"]
+        if self.cfg.task == "asr":
+            result["cer"] = error_rates(refs, hyps, langs)["average"]["cer"]
+        elif self.cfg.task == "st":
+            result["bleu"] = bleu(refs, hyps, langs, groups={}, baselines=False)["groups"]["all"]
         return result
 
     def ranked_steps(self) -> list[int]:
@@ -413,10 +462,21 @@ def finetune(cfg: FinetuneConfig, output_dir: str | os.PathLike, *, resume: bool
         path = Path(output_dir) / "final.pt"
         if env.is_main:
             trainer.write_final_model()
+            write_curves(Path(output_dir), cfg.task)
         D.barrier(env)
         return path
     finally:
         D.shutdown(env)
+
+
+def write_curves(out: Path, task: str) -> Path:
+    """OUTPUT_DIR/curves.png: train and dev loss, dev metric and train accuracy against the step."""
+    def records(name: str) -> list[dict]:
+        path = out / name
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    path = out / "curves.png"
+    training_curves_png(records("train.jsonl"), records("dev.jsonl"), task, path, f"{task}: {out}")
+    return path
 
 
 # ----------------------------------------------------------------------------- loading for inference
@@ -442,6 +502,6 @@ def load_finetuned(exp_dir: str | os.PathLike, checkpoint: str | os.PathLike | N
         raise CheckpointError(f"{source}: not found (has fine-tuning finished? it writes final.pt)")
     state, _, _ = load_model_state(source)
     targets = Targets(cfg.task, exp / "tokens").load()
-    model = build_finetune_model(cfg, len(targets))
+    model = build_finetune_model(cfg, len(targets), transcript_chars(cfg, exp / "tokens"))
     model.load_state_dict(state)
     return FinetunedModel(cfg, model.to(device).eval(), targets, exp)

@@ -3,12 +3,14 @@ output through the real commands' functions (train -> final.pt -> decode), --ini
 pre-training run versus from scratch, resume, early stopping, and the learning-rate groups."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from mslam.bin.decode import decode
+from mslam.config import ConfigError
 from mslam.data.kaldi import read_table
 from mslam.tasks.finetune import build_finetune_model, build_finetune_optimizer, finetune, load_finetune_config
 from testlib import TINY_HEAD, TINY_MODEL
@@ -37,6 +39,8 @@ OVERFIT = {  # name: (task, data dir, reference table, steps, learning rate, ext
     "asr-ctc": ("asr", "few/asr", "text", 200, 5e-3, {"head": {"asr_decoder": "ctc"}}),
     "asr-rnnt": ("asr", "few/asr", "text", 300, 5e-3, {}),
     "st+mt": ("st", "few/st", "text.en", 150, 3e-3, {"data": {"mt_train": ["few/mt"]}}),
+    # speech only, no character vocabulary (no text input), with CTC on the source transcript
+    "st+ctc": ("st", "few/st", "text.en", 150, 3e-3, {"data": {"char_vocab": None}, "head": {"st_ctc_weight": 0.3}}),
 }
 
 
@@ -50,7 +54,16 @@ def test_each_task_overfits_a_few_utterances(ft_corpus, tmp_path, name):
     assert final.is_file()
     hyp = decode(tmp_path / "exp", ft_corpus / data, tmp_path / "decode", progress=False)
     assert read_table(hyp, allow_empty_value=True) == references(ft_corpus / data, table)
-    if task == "st":  # the MT half of joint training: the same model translates the source text
+    # dev (here the training set) is scored with the task's metric by greedy decoding: perfect at the end
+    last = json.loads((tmp_path / "exp" / "dev.jsonl").read_text().splitlines()[-1])
+    metric, perfect = {"st": ("bleu", 100.0), "asr": ("cer", 0.0)}.get(task, ("acc", 1.0))
+    assert last[metric] == pytest.approx(perfect), last
+    assert (tmp_path / "exp" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    if name == "st+ctc":
+        assert "st_ctc" in json.loads((tmp_path / "exp" / "train.jsonl").read_text().splitlines()[-1])
+        with pytest.raises(ConfigError, match="takes no text input"):
+            decode(tmp_path / "exp", ft_corpus / "few/mt", tmp_path / "decode_mt", text_input=True, progress=False)
+    if name == "st+mt":  # the MT half of joint training: the same model translates the source text
         hyp = decode(tmp_path / "exp", ft_corpus / "few/mt", tmp_path / "decode_mt", text_input=True, progress=False)
         assert read_table(hyp) == references(ft_corpus / "few/mt", "text.en")
 
