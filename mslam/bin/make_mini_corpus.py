@@ -1,6 +1,6 @@
 """Generate the offline toy corpus of egs/mini (espeak-ng + num2words; no network).
 
-    python -m mslam.bin.make_mini_corpus --size tiny|small|base --out-dir DIR [--seed 0] [--nj 2]
+    python -m mslam.bin.make_mini_corpus --size tiny|learn|small|base --out-dir DIR [--seed 0] [--nj 2]
 
 See mslam/data/mini_corpus.py for what is written under DIR, and egs/mini/README.md.
 """
