@@ -283,9 +283,11 @@ def transformer(seed: int = 0, label_smoothing: float = 0.0, vocab: int = VOCAB)
     model = TransformerDecoder(cfg, vocab, ENC_DIM, pad_id=PAD, bos_id=BOS, eos_id=EOS).eval()
     with torch.no_grad():
         # sharper distributions, a stronger pull of the memory, <pad>/<s> practically never emitted,
-        # and </s> likely enough that hypotheses end at various lengths, not only at the limit
+        # and </s> likely enough that hypotheses end at various lengths, not only at the limit; larger
+        # token embeddings, so that the prefix matters as much as the memory
         model.out.weight.mul_(2.0)
         model.enc_proj.weight.mul_(3.0)
+        model.embed.weight.mul_(4.0)
         model.out.bias[PAD] = model.out.bias[BOS] = -30.0
         model.out.bias[EOS] += 0.4
     return model
@@ -569,15 +571,22 @@ def test_spec_augment_single_time_mask_width():
 
 
 # ----------------------------------------------------------------------------- pooled classifier
-def test_pooled_classifier_ignores_padding():
+@pytest.mark.parametrize("pooling", ["max", "mean", "attention"])
+def test_pooled_classifier_ignores_padding(pooling):
     torch.manual_seed(0)
-    clf = PooledClassifier(5, 3, dropout=0.5).eval()
+    clf = PooledClassifier(5, 3, dropout=0.5, pooling=pooling).eval()
     enc = torch.randn(2, 6, 5)
     lens = torch.tensor([6, 4])
     out = clf(enc, lens)
     padded = torch.cat([enc, torch.full((2, 3, 5), 1e3)], 1)
     padded[1, 4:] = -1e3  # garbage past the length of utterance 1, inside and beyond the original T
     assert torch.allclose(out, clf(padded, lens), atol=1e-5)
-    # equals the linear layer applied to the mean over the real frames
-    manual = torch.stack([clf.out(enc[0].mean(0)), clf.out(enc[1, :4].mean(0))])
-    assert torch.allclose(out, manual, atol=1e-6)
+    # equals the linear layer applied to the pooled real frames
+    real = [enc[0], enc[1, :4]]
+    if pooling == "max":
+        pooled = [x.amax(0) for x in real]
+    elif pooling == "mean":
+        pooled = [x.mean(0) for x in real]
+    else:  # softmax over the frames of a linear score
+        pooled = [(clf.score(x).squeeze(-1).softmax(0)[:, None] * x).sum(0) for x in real]
+    assert torch.allclose(out, torch.stack([clf.out(p) for p in pooled]), atol=1e-6)

@@ -55,9 +55,10 @@ def test_each_task_overfits_a_few_utterances(ft_corpus, tmp_path, name):
     hyp = decode(tmp_path / "exp", ft_corpus / data, tmp_path / "decode", progress=False)
     assert read_table(hyp, allow_empty_value=True) == references(ft_corpus / data, table)
     # dev (here the training set) is scored with the task's metric by greedy decoding: perfect at the end
+    # (BLEU is 0 on these one- and two-word references whatever the output: only its presence is checked)
     last = json.loads((tmp_path / "exp" / "dev.jsonl").read_text().splitlines()[-1])
-    metric, perfect = {"st": ("bleu", 100.0), "asr": ("cer", 0.0)}.get(task, ("acc", 1.0))
-    assert last[metric] == pytest.approx(perfect), last
+    metric, perfect = {"st": ("bleu", None), "asr": ("cer", 0.0)}.get(task, ("acc", 1.0))
+    assert metric in last and (perfect is None or last[metric] == pytest.approx(perfect)), last
     assert (tmp_path / "exp" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     if name == "st+ctc":
         assert "st_ctc" in json.loads((tmp_path / "exp" / "train.jsonl").read_text().splitlines()[-1])
