@@ -63,7 +63,8 @@ def training_curves_png(train: list[dict], dev: list[dict], task: str, path: str
             left.plot(*zip(*points), marker="." if label == "dev" else None, label=f"{label} loss")
     left.set_xlabel("step")
     left.set_ylabel("loss")
-    left.legend(fontsize=8)
+    if left.lines:
+        left.legend(fontsize=8)
     for records, label, key in ((dev, "dev", "acc"), (dev, "dev", "cer"), (dev, "dev", "bleu"),
                                 (train, "train", f"{task}_acc")):
         points = [(r["step"], 100.0 * r[key] if key.endswith("acc") else r[key])
@@ -72,7 +73,8 @@ def training_curves_png(train: list[dict], dev: list[dict], task: str, path: str
             right.plot(*zip(*points), marker="." if label == "dev" else None,
                        label=f"{label} {'accuracy %' if key.endswith('acc') else key.upper()}")
     right.set_xlabel("step")
-    right.legend(fontsize=8)
+    if right.lines:
+        right.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
