@@ -163,8 +163,8 @@ class Targets:
             tmp = SubwordTokenizer.train(texts, self.dir / ".spm-tmp", vocab_size=cfg.spm_vocab_size)
             os.replace(tmp.model_path, self.path)
             (self.dir / ".spm-tmp.vocab").unlink(missing_ok=True)
-        elif self.task == "asr":  # the merged grapheme vocabulary of every training language
-            CharTokenizer.build({"all": texts}, max_size=100000, coverage=1.0).save(self.path)
+        elif self.task == "asr":
+            build_grapheme_vocab(texts, self.path)
         else:
             atomic_write_text(self.path, "".join(f"{c}\n" for c in sorted(set(texts))))
 
@@ -213,10 +213,15 @@ def transcript_chars(cfg: FinetuneConfig, tokens: Path) -> CharTokenizer | None:
         return None
     path = tokens / "transcript_chars.txt"
     if not path.is_file():
-        texts = [t for d in cfg.data.train for t in read_target_table(cfg.data.path(d), SOURCE_TABLE).values()]
         tokens.mkdir(parents=True, exist_ok=True)
-        CharTokenizer.build({"all": texts}, max_size=100000, coverage=1.0).save(path)
+        build_grapheme_vocab([t for d in cfg.data.train
+                              for t in read_target_table(cfg.data.path(d), SOURCE_TABLE).values()], path)
     return CharTokenizer.load(path)
+
+
+def build_grapheme_vocab(texts: list[str], path: Path) -> None:
+    """Every character of the texts, all languages merged (ASR targets; ST's transcript CTC)."""
+    CharTokenizer.build({"all": texts}, max_size=100000, coverage=1.0).save(path)
 
 
 def build_finetune_model(cfg: FinetuneConfig, num_targets: int, transcripts: CharTokenizer | None = None
@@ -302,6 +307,7 @@ class FinetuneTrainer(Trainer):
         self.find_unused_parameters = cfg.optim.freeze_encoder_steps > 0
         self.dev_history: list[tuple[int, float]] = []   # (step, score: higher is better)
         self.dev_batches = None
+        self.dev_refs: dict[str, str] = {}  # asr / st: the dev references as text, for CER / BLEU
         self.stopped_early = False
         super().__init__(cfg, out, env, resume)
 
@@ -393,9 +399,11 @@ class FinetuneTrainer(Trainer):
         if self.dev_batches is None:
             groups = fixed_batches(self.dev, self.cfg.data.batch)
             self.dev_batches = [(collate(b, cmvn=self.cmvn), b) for b in groups]
+            if self.cfg.task in ("asr", "st"):
+                self.dev_refs = {e.id: self.targets.decode(e.target) for e in self.dev}
         model.eval()
         totals = {"loss": 0.0, "acc": 0.0}
-        refs, hyps, langs = {}, {}, {}
+        hyps, langs = {}, {}
         n = 0
         greedy = dataclasses.replace(self.cfg.decode, method="greedy")
         for batch, examples in self.dev_batches:
@@ -408,15 +416,15 @@ class FinetuneTrainer(Trainer):
             totals["acc"] += float(out.get(f"{self.cfg.task}_acc", math.nan)) * size
             n += size
             for e, hyp in zip(examples, decoded):
-                refs[e.id], hyps[e.id], langs[e.id] = self.targets.decode(e.target), self.targets.decode(hyp), e.lang
+                hyps[e.id], langs[e.id] = self.targets.decode(hyp), e.lang
         model.train()
         result = {k: v / n for k, v in totals.items()}
         if math.isnan(result["acc"]):
             del result["acc"]
         if self.cfg.task == "asr":
-            result["cer"] = error_rates(refs, hyps, langs)["average"]["cer"]
+            result["cer"] = error_rates(self.dev_refs, hyps, langs)["average"]["cer"]
         elif self.cfg.task == "st":
-            result["bleu"] = bleu(refs, hyps, langs, groups={}, baselines=False)["groups"]["all"]
+            result["bleu"] = bleu(self.dev_refs, hyps, langs, groups={}, baselines=False)["groups"]["all"]
         return result
 
     def ranked_steps(self) -> list[int]:
