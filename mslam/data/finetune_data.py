@@ -73,6 +73,29 @@ class BatchConfig:
     min_frames: int = 7          # the shortest input the front end accepts
 
 
+@dataclass
+class CropConfig:
+    """Training on random excerpts: each utterance longer than `min_frames` is, with probability
+    `prob`, cut to a random window of `min_frames`..`max_frames` frames. For LangID: a model that has
+    only heard whole utterances identifies languages by the words it memorised and fails on short
+    words it never heard alone; excerpts make it listen to how a language sounds."""
+    prob: float = 0.0            # 0: whole utterances (every other task: the target needs all of it)
+    min_frames: int = 50         # 0.5 s at 10 ms frames
+    max_frames: int = 150
+
+    def __post_init__(self):
+        if not 0 <= self.prob <= 1 or not 7 <= self.min_frames <= self.max_frames:
+            raise ValueError("crop: need 0 <= prob <= 1 and 7 <= min_frames <= max_frames")
+
+    def window(self, length: int, rng: np.random.Generator) -> tuple[int, int]:
+        """(start, end) of the excerpt of an utterance of `length` frames."""
+        if self.prob == 0 or length <= self.min_frames or rng.random() >= self.prob:
+            return 0, length
+        size = int(rng.integers(self.min_frames, min(self.max_frames, length) + 1))
+        start = int(rng.integers(0, length - size + 1))
+        return start, start + size
+
+
 # ----------------------------------------------------------------------------- examples
 def speech_examples(data_dir: str | os.PathLike, target_table: str | None,
                     encode: Callable[[str, str], list[int] | int] | None, *,
@@ -160,10 +183,14 @@ def _pad_ids(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return pad_sequence(ids, batch_first=True, padding_value=PAD_ID), torch.tensor([len(s) for s in seqs])
 
 
-def collate(speech: list[Example], text: list[Example] = (), cmvn: CMVNStats | None = None) -> FinetuneBatch:
+def collate(speech: list[Example], text: list[Example] = (), cmvn: CMVNStats | None = None,
+            crop: CropConfig | None = None, rng: np.random.Generator | None = None) -> FinetuneBatch:
+    """A batch of these examples; with `crop` (and its `rng`), speech cut to random excerpts."""
     batch = FinetuneBatch()
     if speech:
         feats = [load_features(e.record.utterance()) for e in speech]
+        if crop is not None:
+            feats = [f[slice(*crop.window(f.shape[0], rng))] for f in feats]
         if cmvn is not None:
             feats = [cmvn.normalize(f) for f in feats]
         batch.feats = pad_sequence(feats, batch_first=True)
@@ -197,6 +224,7 @@ class FinetuneBatches(torch.utils.data.Dataset):
     grad_accum: int = 1
     mt_examples: list[Example] = field(default_factory=list)  # joint ST+MT: as many per step as speech
     cmvn: Optional[CMVNStats] = None
+    crop: Optional[CropConfig] = None
 
     def __post_init__(self):
         self.num_micro = self.world_size * self.grad_accum
@@ -226,7 +254,8 @@ class FinetuneBatches(torch.utils.data.Dataset):
         for m in mine:
             s = [self.examples[i] for i in speech[m::self.num_micro]]
             t = [self.mt_examples[j] for j in mt[m::self.num_micro]]
-            batches.append(collate(s, t, self.cmvn))
+            rng = np.random.default_rng([self.seed, 2, step, m])  # a function of the step: resumes exactly
+            batches.append(collate(s, t, self.cmvn, self.crop, rng))
             ids.append([e.id for e in s + t])
         return StepBatch(step, batches, mine, ids)
 

@@ -25,9 +25,9 @@ import yaml
 
 from mslam.config import ConfigError, apply_overrides, config_to_dict, load_config, load_with_overrides
 from mslam.data.features import CMVNStats
-from mslam.data.finetune_data import (SOURCE_TABLE, TARGET_TABLES, BatchConfig, Example, FinetuneBatches, collate,
-                                      drop_by_length, fixed_batches, read_target_table, speech_examples,
-                                      text_examples)
+from mslam.data.finetune_data import (SOURCE_TABLE, TARGET_TABLES, BatchConfig, CropConfig, Example,
+                                      FinetuneBatches, collate, drop_by_length, fixed_batches, read_target_table,
+                                      speech_examples, text_examples)
 from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.tokenizer import CharTokenizer, SubwordTokenizer
 from mslam.model.encoder import ModelConfig
@@ -62,6 +62,7 @@ class FinetuneDataConfig:
     spm_vocab_size: int = 1000       # ST targets: SentencePiece pieces (unknown in the paper)
     cmvn: Optional[str] = None       # global mean/variance stats; use the pre-training run's
     batch: BatchConfig = field(default_factory=BatchConfig)
+    crop: CropConfig = field(default_factory=CropConfig)   # training on random excerpts (LangID)
     num_workers: int = 1
     prefetch_steps: int = 4
 
@@ -342,7 +343,7 @@ class FinetuneTrainer(Trainer):
         self.dev = load_examples(cfg, self.targets, cfg.data.dev, cache, transcripts) if cfg.data.dev else []
         tc = cfg.trainer
         data = FinetuneBatches(train, cfg.data.batch, tc.seed, self.env.rank, self.env.world_size, tc.grad_accum,
-                               mt, self.cmvn)
+                               mt, self.cmvn, cfg.data.crop if cfg.data.crop.prob > 0 else None)
         return model, data
 
     def build_optimizer(self, model):
@@ -355,7 +356,8 @@ class FinetuneTrainer(Trainer):
                  f", {len(d.mt_examples)} MT sentences" if d.mt_examples else "", len(self.dev), len(self.targets))
 
     def data_state(self) -> dict:
-        return {"seed": self.cfg.trainer.seed, "batch": config_to_dict(self.cfg.data.batch), **self.data.fingerprint()}
+        return {"seed": self.cfg.trainer.seed, "batch": config_to_dict(self.cfg.data.batch),
+                "crop": config_to_dict(self.cfg.data.crop), **self.data.fingerprint()}
 
     # -- dev evaluation, early stopping, best checkpoints --
     def should_save(self) -> bool:

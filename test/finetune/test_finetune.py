@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,7 +119,8 @@ def pretrained_config(run: Path) -> dict:
 def test_resume_continues_exactly(ft_corpus, tmp_path):
     cfg = lambda: tiny_config(ft_corpus, "intent", "few/intent", 8, trainer={  # noqa: E731
         "max_steps": 8, "eval_every": 4, "save_every": 4, "log_every": 1, "tensorboard": False, "device": "cpu",
-        "average_best": 1}, spec_augment={"freq_masks": 1, "time_masks": 1})
+        "average_best": 1}, spec_augment={"freq_masks": 1, "time_masks": 1},
+        data={"crop": {"prob": 0.5, "min_frames": 20, "max_frames": 40}})
     finetune(cfg(), tmp_path / "straight", progress_bar=False)
     half = cfg()
     half.trainer.max_steps = 4
@@ -130,6 +132,32 @@ def test_resume_continues_exactly(ft_corpus, tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["task"]["dev_history"] == b["task"]["dev_history"]
     assert (tmp_path / "straight/dev.jsonl").read_text() == (tmp_path / "resumed/dev.jsonl").read_text()
+
+
+def test_random_excerpts_are_drawn_per_step_within_their_bounds(ft_corpus):
+    from mslam.data.finetune_data import BatchConfig, CropConfig, FinetuneBatches, speech_examples
+    examples = speech_examples(ft_corpus / "langid/train", "utt2lang", lambda v, u: 0)
+    crop = CropConfig(prob=0.5, min_frames=20, max_frames=40)
+    data = FinetuneBatches(examples, BatchConfig(batch_frames=4000), seed=0, crop=crop)
+    whole = FinetuneBatches(examples, BatchConfig(batch_frames=4000), seed=0)
+    cut = kept = 0
+    for step in range(1, 2 * len(data.batches) + 1):
+        cropped, full = data[step].micro_batches[0], whole[step].micro_batches[0]
+        assert torch.equal(cropped.feats, data[step].micro_batches[0].feats)  # a function of the step
+        for n, m in zip(cropped.feat_lens.tolist(), full.feat_lens.tolist()):
+            if n == m:
+                kept += 1
+            else:
+                cut += 1
+                assert 20 <= n <= 40, (n, m)
+    assert cut > 0.3 * (cut + kept) and kept > 0.3 * (cut + kept), (cut, kept)
+    # an excerpt is a contiguous window of the utterance's features, anywhere in it
+    rng = np.random.default_rng(0)
+    starts = {crop.window(100, rng)[0] for _ in range(200)}
+    assert min(starts) == 0 and max(starts) >= 55
+    assert CropConfig().window(100, rng) == (0, 100)  # prob 0: whole utterances
+    with pytest.raises(ValueError):
+        CropConfig(prob=0.5, min_frames=50, max_frames=40)
 
 
 def test_early_stopping_keeps_the_best_checkpoint(ft_corpus, tmp_path):
