@@ -53,9 +53,12 @@ def contrastive_loss(context: torch.Tensor, targets: torch.Tensor, d: Distractor
     """wav2vec 2.0 contrastive loss on packed masked steps.
 
     context, targets: [B, N, D] at d.positions. For step t: -log(exp(sim(c_t, q_t)/k) /
-    sum over {q_t} + distractors of exp(sim(c_t, q)/k)), sim = cosine. A distractor whose code ids
-    equal the positive's (`target_ids` [B, N, G]) is the same vector and is left out (as in wav2vec 2.0).
-    The mean is over masked steps that have at least one distractor. Returns (loss, accuracy).
+    sum over {q_t} + distractors of exp(sim(c_t, q)/k)), sim = cosine. A distractor that is the same
+    vector as the positive is left out (as in wav2vec 2.0): the same codes in `target_ids` [B, N, G],
+    which must be the codes the targets were built from (the Gumbel samples, not the argmax).
+    A step left with no distractor has nothing to contrast: it counts in neither the loss nor the
+    accuracy (a codebook collapsed to one code must not score a free, perfect step). Returns (loss,
+    accuracy); both 0 when no step has a distractor.
     """
     with torch.autocast(device_type=context.device.type, enabled=False):
         c = F.normalize(context.float(), dim=-1)
@@ -69,7 +72,7 @@ def contrastive_loss(context: torch.Tensor, targets: torch.Tensor, d: Distractor
             neg_ids = torch.gather(target_ids, 1, d.index.reshape(b, n * kk, 1).expand(-1, -1, target_ids.shape[-1]))
             keep = keep & ~(neg_ids.view(b, n, kk, -1) == target_ids[:, :, None, :]).all(-1)
         neg = neg.masked_fill(~keep, float("-inf"))
-        rows = d.valid & d.index_valid.any(-1)
+        rows = d.valid & keep.any(-1)
         if not bool(rows.any()):
             zero = (context.sum() + targets.sum()) * 0.0
             return zero, zero.detach()

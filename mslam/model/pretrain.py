@@ -167,9 +167,8 @@ class PretrainModel(nn.Module):
         temp = obj.quantizer.temperature(step)
         dist = sample_distractors(mask, obj.contrastive.distractors)
         context = self.contrastive_proj(gather_steps(hidden, dist.positions))
-        targets = quant.quantize(gather_steps(q_logits, dist.positions), temp)
-        con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature,
-                                        gather_steps(quant.ids(q_logits), dist.positions))
+        targets, codes = quant.quantize(gather_steps(q_logits, dist.positions), temp)
+        con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature, codes)
         mlm, mlm_acc = self._code_prediction(top, mask, ids)
         out = {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
                "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc, "code_perplexity": ppl,

@@ -51,14 +51,15 @@ class GumbelVectorQuantizer(nn.Module):
         """Hard code ids [..., G] (the masked-prediction targets)."""
         return logits.argmax(-1)
 
-    def quantize(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Code vectors [..., code_dim]: straight-through Gumbel-softmax in training, argmax in eval."""
+    def quantize(self, logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(code vectors [..., code_dim], the codes chosen [..., G]): a straight-through Gumbel-softmax
+        sample in training, the argmax in eval."""
         if self.training:
             onehot = F.gumbel_softmax(logits, tau=temperature, hard=True, dim=-1)
         else:
             onehot = F.one_hot(logits.argmax(-1), self.codes).to(logits.dtype)
         q = torch.einsum("...gv,gvd->...gd", onehot.to(self.codebook.dtype), self.codebook)
-        return q.flatten(-2)
+        return q.flatten(-2), onehot.argmax(-1)
 
 
 class RandomProjectionQuantizer(nn.Module):

@@ -1,6 +1,7 @@
 """w2v-BERT losses: distractor sampling, the contrastive formula, the diversity loss."""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -67,14 +68,51 @@ def test_contrastive_loss_matches_loop_formula():
     assert abs(acc.item() - sum(hits) / len(hits)) < 1e-6
 
 
-def test_contrastive_loss_drops_distractors_with_the_positives_code():
+def test_a_step_whose_distractors_all_share_its_code_counts_nowhere():
     mask = torch.ones(1, 4, dtype=torch.bool)
     d = sample_distractors(mask, 3)
-    c = torch.randn(1, 4, 8)
-    q = torch.randn(1, 4, 8)
-    ids = torch.tensor([[[0], [0], [0], [0]]])  # every step has the same code
-    loss, _ = contrastive_loss(c, q, d, 0.1, target_ids=ids)
-    assert loss.item() == 0.0  # only the positive is left: -log 1
+    c, q = torch.randn(1, 4, 8), torch.randn(1, 4, 8)
+    same = torch.zeros(1, 4, 1, dtype=torch.long)  # a collapsed codebook: every step has code 0
+    loss, acc = contrastive_loss(c, q, d, 0.1, target_ids=same)
+    assert loss.item() == 0.0 and acc.item() == 0.0  # not a free, perfect prediction
+    # utterance 0 collapsed (one code), utterance 1 with steps 0 and 1 sharing a code: utterance 1 alone
+    # is scored, each step against the steps whose code differs from its own
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    d = sample_distractors(mask, 3)
+    c, q = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+    ids = torch.tensor([[[1], [1], [1], [1]], [[5], [5], [6], [7]]])
+    loss, acc = contrastive_loss(c, q, d, 0.1, target_ids=ids)
+    cn, qn = F.normalize(c[1], dim=-1), F.normalize(q[1], dim=-1)
+    terms, hits = [], []
+    for t in range(4):
+        sims = (cn[t] @ qn.T) / 0.1
+        others = [u for u in range(4) if ids[1, u, 0] != ids[1, t, 0]]
+        terms.append((torch.logsumexp(sims[[t] + others], 0) - sims[t]).item())
+        hits.append(all(sims[t] > sims[u] for u in others))
+    assert loss.item() == pytest.approx(sum(terms) / 4, abs=1e-5)
+    assert acc.item() == pytest.approx(sum(hits) / 4)
+
+
+def test_distractors_are_excluded_by_the_sampled_codes_not_the_argmax():
+    """A quantiser whose logits are all equal has one argmax code for every frame, yet its Gumbel
+    samples differ: excluding by the argmax left no distractor (loss 0, accuracy 1)."""
+    from mslam.model.pretrain import SpeechPart
+    from mslam.tasks.pretrain import build_pretrain_model, load_pretrain_config
+    cfg = load_pretrain_config("tiny")
+    cfg.objective.variant = "w2v-bert"
+    torch.manual_seed(0)
+    model = build_pretrain_model(cfg)
+    with torch.no_grad():
+        model.quantizer.to_logits.weight.zero_()
+        model.quantizer.to_logits.bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    out = model.speech_losses(SpeechPart(torch.randn(2, 200, 80, generator=g), torch.tensor([200, 160])), step=0)
+    assert out["w2v_contrastive"].item() > 1.0  # ~log(1 + K) for an untrained model
+    assert out["w2v_contrastive_acc"].item() < 0.5
+    # and the codes returned are the ones the vectors were built from
+    logits = torch.randn(3, 5, 1, 32, generator=g)
+    vectors, codes = model.quantizer.quantize(logits, 2.0)
+    assert torch.allclose(vectors, model.quantizer.codebook[0, codes[..., 0]])
 
 
 def test_diversity_minimal_for_uniform_and_large_for_collapsed():
