@@ -10,6 +10,8 @@ extracts the archives under DL (laid out as the download base) into DL/raw_audio
 OUT/train (unlabelled) or OUT/{train,dev,test} (asr). Defaults: every language of the part, years
 2009..2020. Without --v2, unlabelled speech is the plenary sessions (the per-language `<lang>`
 subsets); --v2 adds the `<lang>_<year>_2.tar` archives and every event (the `<lang>_v2` subsets).
+ASR rows of several VAD pieces are joined into OUT/joined_audio/ (see mslam/data/corpora/voxpopuli.py).
+The summary gives, per language, the utterances kept per split and the rows left out per reason.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from mslam.data.audio import AudioError
 from mslam.data.corpora.common import exit_status, split_list
-from mslam.data.corpora.voxpopuli import WHATS, files, prepare
+from mslam.data.corpora.voxpopuli import WHATS, files, prepare, tally_line
 from mslam.data.kaldi import DataDirError
 
 PROG = "prepare_voxpopuli"
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--root", type=Path, required=True, help="the download (laid out as the download base)")
     r.add_argument("--out", type=Path, required=True, help="where the data dirs go")
     r.add_argument("--what", choices=WHATS, required=True)
-    r.add_argument("--nj", type=int, default=1, help="archives extracted and recordings checked at once")
+    r.add_argument("--nj", type=int, default=1, help="archives extracted, recordings checked and utterances joined at once")
     r.add_argument("--no-progress", action="store_true")
     for s in (f, r):
         s.add_argument("--langs", type=split_list,
@@ -53,9 +55,11 @@ def run(args: argparse.Namespace) -> None:
         for path in files(args.what, args.langs, args.years, args.v2):
             print(path)
     else:
-        counts = prepare(args.root, args.out, args.what, args.langs, args.years, args.v2, args.nj,
-                         progress=not args.no_progress)
-        for split, n in counts.items():
+        summary = prepare(args.root, args.out, args.what, args.langs, args.years, args.v2, args.nj,
+                          progress=not args.no_progress)
+        for lang, entry in summary["languages"].items():
+            print(f"{PROG}: {lang}: {tally_line(entry)}")
+        for split, n in summary["counts"].items():
             print(f"{args.out / split}: {n} utterances")
 
 

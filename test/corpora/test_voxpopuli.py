@@ -8,11 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from mslam.bin.prepare_voxpopuli import main
 from mslam.data.audio import load_audio
-from mslam.data.corpora.voxpopuli import extract_audios
+from mslam.data.corpora.voxpopuli import ASR_SPLITS, extract_audios
 from mslam.data.kaldi import DataDir
 
 LANGS = "de,fr,pl"
@@ -281,3 +283,77 @@ def test_damaged_archive_is_an_error(fixture_tree, tmp_path, capsys):
     message = fails(capsys, root, tmp_path / "out", "asr")
     assert str(tar) in message and "cannot extract" in message
     assert not (root / "raw_audios" / ".original_2020.tar.extracted").exists()
+
+
+# ---- VAD pieces and transcripts ------------------------------------------------------------
+
+SESSION = "20190115-0900-PLENARY-3"
+RATE = 16000
+
+
+def tone(seconds: float, freq: float, amplitude: float) -> np.ndarray:
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def session_with_a_loud_gap() -> np.ndarray:
+    """8 s: quiet speech stand-ins (tones at 0.1) with a loud 1 kHz tone (0.9) from 2 s to 3 s."""
+    return np.concatenate([tone(2.0, 200, 0.1), tone(1.0, 1000, 0.9), tone(5.0, 300, 0.1)])
+
+
+def asr_row(id_: str, vad: list, split: str, text: str = "guten tag") -> dict[str, str]:
+    start, end = vad[0][0], vad[-1][1]
+    return {"id_": id_, "paragraph_id": id_.rsplit("_", 1)[0], "session_id": SESSION, "speaker_id": "100001",
+            "original_text": text, "normed_text": text, "decoded": text, "start": f"{start:.2f}", "end": f"{end:.2f}",
+            "cer": "0.0", "wer": "0.0", "vad": repr(vad), "split": split, "gender": "female"}
+
+
+def official_root(tmp_path: Path, audio: np.ndarray, tables: dict[str, list[dict[str, str]]]) -> Path:
+    """One session and each language's table as the corpus's own tools leave them (raw_audios/, transcribed_data/)."""
+    root = tmp_path / "official"
+    ogg = root / "raw_audios/original/2019" / f"{SESSION}_original.ogg"
+    ogg.parent.mkdir(parents=True)
+    soundfile.write(ogg, audio, RATE, format="OGG", subtype="VORBIS")
+    for lang, table in tables.items():
+        (root / "transcribed_data" / lang).mkdir(parents=True)
+        write_rows(root / "transcribed_data" / lang / f"asr_{lang}.tsv.gz", "|", table)
+    return root
+
+
+def test_vad_pieces_are_joined_without_what_lies_between_them(tmp_path, capsys):
+    audio = session_with_a_loud_gap()
+    table = [asr_row("de_20190115-09:00:00_1", [[0.5, 2.0], [3.0, 4.5]], "train"),   # the loud tone between
+             asr_row("de_20190115-09:00:05_2", [[5.0, 6.0]], "dev"),
+             asr_row("de_20190115-09:00:06_3", [[6.0, 7.0], [7.0, 7.5]], "test"),   # touching: one segment
+             asr_row("de_20190115-09:00:07_4", [[7.5, 7.9]], "train", text=" ")]    # no transcript
+    root = official_root(tmp_path, audio, {"de": table})
+    rc, out, err = run(capsys, "prepare", "--root", str(root), "--out", str(tmp_path / "out"), "--what", "asr",
+                       "--langs", "de", "--years", "2019", "--no-progress")
+    assert rc == 0, err
+    assert ("prepare_voxpopuli: de: kept 3 (train 1, dev 1, test 1; 1 joined from VAD pieces); "
+            "dropped 1 (empty transcript 1)") in out.splitlines()
+
+    [utt] = DataDir(tmp_path / "out" / "train").validate()
+    assert utt.wav == str((tmp_path / "out" / "joined_audio/de/2019" / f"{utt.id}.flac").resolve())
+    wave = load_audio(utt.wav, utt=utt.id, segment=utt.segment).numpy()
+    assert wave.size == (2.0 - 0.5 + 4.5 - 3.0) * RATE          # the sum of the pieces
+    assert np.abs(wave).max() < 0.3                                # not the 0.9 tone between them
+    expected = np.concatenate([audio[8000:32000], audio[48000:72000]])
+    assert np.corrcoef(wave, expected)[0, 1] > 0.95
+    [test] = DataDir(tmp_path / "out" / "test")
+    assert (test.segment.recording, test.segment.start, test.segment.end) == (f"{SESSION}_original", 6.0, 7.5)
+
+    # A rerun keeps the joined file; the summary is the same.
+    mtime = Path(utt.wav).stat().st_mtime_ns
+    rc, again, _ = run(capsys, "prepare", "--root", str(root), "--out", str(tmp_path / "out"), "--what", "asr",
+                       "--langs", "de", "--years", "2019", "--no-progress")
+    assert rc == 0 and again == out and Path(utt.wav).stat().st_mtime_ns == mtime
+
+
+def test_a_language_left_without_utterances_is_an_error(tmp_path, capsys):
+    rows = {lang: [asr_row(f"{lang}_20190115-09:00:0{i}_{i}", [[i, i + 0.5]], split, text="" if lang == "de" else "x")
+                   for i, split in enumerate(ASR_SPLITS)] for lang in ("de", "fr")}
+    root = official_root(tmp_path, session_with_a_loud_gap(), rows)
+    rc, _, err = run(capsys, "prepare", "--root", str(root), "--out", str(tmp_path / "out"), "--what", "asr",
+                     "--langs", "de,fr", "--years", "2019", "--no-progress")
+    assert rc == 1 and "no asr utterances left of language(s) de (kept 0" in err and "empty transcript 3" in err

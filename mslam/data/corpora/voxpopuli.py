@@ -10,10 +10,17 @@ Two parts of the corpus serve the recipes:
 
 The tars are extracted once into <root>/raw_audios/, the layout the corpus's own download tool makes
 (so a root that already holds raw_audios/ is used as is, archives or not). Utterances are segments of
-those recordings (nothing is cut):
+those recordings:
 
     unlabelled -> <out>/train                 ids <event_id>_<segment_no>, speaker = the event
     asr        -> <out>/{train,dev,test}      ids <session_id>-<id_>, text = normed_text, utt2gender
+
+An ASR row whose `vad` holds several pieces is the pieces joined end to end, as the corpus's own
+get_asr_data.py makes it: what lies between them (noise, another speaker) is not part of the utterance.
+Such an utterance cannot be one segment of the session, so its audio is written once, as FLAC, to
+<out>/joined_audio/<lang>/<year>/<id>.flac, and its segment is that whole file; single-piece rows
+(and pieces that touch) stay segments of the session recording, so nothing is copied for them.
+Rows with an empty transcript are left out (they would teach CTC to emit nothing), counted per language.
 
 Unlabelled speech has no splits, and pre-training wants only a train set, so nothing is held out.
 """
@@ -30,10 +37,11 @@ import shutil
 import tarfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import soundfile
 from tqdm import tqdm
 
@@ -56,6 +64,7 @@ UNLABELLED_TABLE = "annotations/unlabelled_v2.tsv.gz"
 UNLABELLED_COLUMNS = ("event_id", "segment_no", "start", "end")
 ASR_COLUMNS = ("id_", "session_id", "speaker_id", "normed_text", "vad", "split", "gender")
 RAW_AUDIOS = "raw_audios"
+JOINED_AUDIO = "joined_audio"   # under <out>: utterances of several VAD pieces
 FIX_DOWNLOAD = "run the recipe's download stage, or point VOXPOPULI in db.sh at a complete copy"
 
 
@@ -165,23 +174,49 @@ class Recording:
             self.last_start, self.last_row = start, where
 
 
+@dataclass
+class Tally:
+    """What preparation kept and left out of one language: a line of the stage summary."""
+    kept: Counter[str] = field(default_factory=Counter)      # utterances per split
+    dropped: Counter[str] = field(default_factory=Counter)   # manifest rows per reason
+    joined: int = 0                                          # kept utterances made of several VAD pieces
+
+    def as_json(self) -> dict:
+        return {"kept": dict(self.kept), "dropped": dict(self.dropped), "joined": self.joined}
+
+    def line(self) -> str:
+        return tally_line(self.as_json())
+
+
+def tally_line(entry: dict) -> str:
+    """`kept 4 (train 2, dev 1, test 1; 1 joined from VAD pieces); dropped 1 (split 'invalid' 1)`."""
+    splits = ", ".join(f"{split} {n}" for split, n in entry["kept"].items())
+    joined = f"; {entry['joined']} joined from VAD pieces" if entry["joined"] else ""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(entry["dropped"].items()))
+    return (f"kept {sum(entry['kept'].values())}" + (f" ({splits}{joined})" if splits else "")
+            + f"; dropped {sum(entry['dropped'].values())}" + (f" ({reasons})" if reasons else ""))
+
+
 def unlabelled_utterances(table: Path, raw: Path, langs: list[str], years: list[str], v2: bool,
-                          progress: bool) -> tuple[list[Utterance], dict[str, Recording]]:
+                          progress: bool) -> tuple[list[Utterance], dict[str, Recording], dict[str, Tally]]:
     """Segments of the selected events. Without v2 only plenary events are kept, as the corpus's own
     per-language subsets do: the other events' audio is in the `_2` archives."""
     utts: list[Utterance] = []
     recordings: dict[str, Recording] = {}
+    tallies = {lang: Tally(kept=Counter(train=0)) for lang in langs}
     first_line: dict[str, int] = {}
-    not_plenary = 0
     for lineno, row in read_manifest(table, "\t", UNLABELLED_COLUMNS, progress):
         where = f"{table}:{lineno}"
         event = row["event_id"]
         year = _year_of(event, where, "event_id")
         lang = event.rsplit("_", 1)[-1]
-        if lang not in langs or year not in years:
+        if lang not in langs:
+            continue
+        if year not in years:
+            tallies[lang].dropped["a year not chosen"] += 1
             continue
         if not v2 and "PLENARY" not in event:
-            not_plenary += 1
+            tallies[lang].dropped["non-plenary event (needs --v2)"] += 1
             continue
         segment_no = row["segment_no"]   # as written: the corpus's own tool names its files with it
         if not segment_no.isdigit():
@@ -199,17 +234,16 @@ def unlabelled_utterances(table: Path, raw: Path, langs: list[str], years: list[
         recordings[event].use(start, where)
         utts.append(Utterance(id=utt, wav=str(recordings[event].path), segment=Segment(event, start, end),
                               speaker=event, lang=lang))
+        tallies[lang].kept["train"] += 1
+    not_plenary = sum(t.dropped["non-plenary event (needs --v2)"] for t in tallies.values())
     if not_plenary:
         log.info("%s: left out %d segment(s) of non-plenary events (they need --v2)", table, not_plenary)
-    return utts, recordings
+    return utts, recordings, tallies
 
 
-def parse_vad(value: str, where: str) -> tuple[float, float]:
-    """The span of an utterance's VAD pieces, a Python list of [start, end] seconds.
-
-    ASSUMPTION: the corpus's own tool joins the pieces into one file; here the utterance is the one
-    segment from the first start to the last end, so the (short) pauses between pieces stay in.
-    """
+def vad_pieces(value: str, where: str) -> list[tuple[float, float]]:
+    """An utterance's VAD pieces, a Python list of [start, end] seconds, ordered and not overlapping.
+    Pieces that touch are merged: joined end to end they are the same audio as one segment."""
     try:
         pieces = ast.literal_eval(value)
         spans = [(float(s), float(e)) for s, e in pieces]
@@ -220,26 +254,43 @@ def parse_vad(value: str, where: str) -> tuple[float, float]:
     for (start, end), following in zip(spans, spans[1:] + [None]):
         if not 0 <= start < end or (following is not None and following[0] < end):
             raise DataDirError(f"{where}: vad '{value}' is not a list of ordered, non-overlapping spans")
-    return spans[0][0], spans[-1][1]
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        if start == merged[-1][1]:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
-def asr_utterances(table: Path, raw: Path, lang: str, years: list[str], progress: bool,
-                   recordings: dict[str, Recording]) -> dict[str, list[tuple[Utterance, str]]]:
-    """(utterance, gender) per split of one language's table; rows the corpus marks unusable (a split
-    other than train/dev/test, e.g. `invalid`) are counted and left out. Adds the sessions it uses to
-    `recordings` (shared by all languages: the floor audio holds every language)."""
+@dataclass
+class Join:
+    """An utterance made of several pieces of a session recording, written to its own file."""
+    utt: Utterance          # its wav is the file to write; its segment is set once the file is written
+    source: Path
+    pieces: list[tuple[float, float]]
+    where: str              # the manifest row
+
+
+def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[str], progress: bool,
+                   recordings: dict[str, Recording], joins: list[Join]
+                   ) -> tuple[dict[str, list[tuple[Utterance, str]]], Tally]:
+    """(utterance, gender) per split of one language's table, and what was kept and left out. Rows the
+    corpus marks unusable (a split other than train/dev/test, e.g. `invalid`) and rows without a
+    transcript are counted and left out. Adds the sessions it uses to `recordings` (shared by all
+    languages: the floor audio holds every language) and its multi-piece utterances to `joins`."""
     by_split: dict[str, list[tuple[Utterance, str]]] = {split: [] for split in ASR_SPLITS}
     first_line: dict[str, int] = {}
-    skipped: Counter[str] = Counter()
+    tally = Tally(kept=Counter(dict.fromkeys(ASR_SPLITS, 0)))   # every split shown, in this order
     for lineno, row in read_manifest(table, "|", ASR_COLUMNS, progress):
         where = f"{table}:{lineno}"
         session = row["session_id"]
         year = _year_of(session, where, "session_id")
         if row["split"] not in ASR_SPLITS:
-            skipped[f"split '{row['split']}'"] += 1
+            tally.dropped[f"split '{row['split']}'"] += 1
             continue
         if year not in years:
-            skipped["a year not chosen"] += 1
+            tally.dropped["a year not chosen"] += 1
             continue
         utt = f"{session}-{row['id_']}"
         if not row["id_"] or any(c.isspace() for c in utt):
@@ -250,19 +301,28 @@ def asr_utterances(table: Path, raw: Path, lang: str, years: list[str], progress
         speaker = row["speaker_id"]
         if not speaker or any(c.isspace() for c in speaker):
             raise DataDirError(f"{where}: speaker_id '{speaker}' is empty or contains whitespace")
-        start, end = parse_vad(row["vad"], where)
+        pieces = vad_pieces(row["vad"], where)
+        text = " ".join(row["normed_text"].split())
+        if not text:
+            tally.dropped["empty transcript"] += 1
+            continue
         rec = f"{session}_original"
         if rec not in recordings:
             recordings[rec] = Recording(raw / "original" / year / f"{rec}.ogg", f"audios/original_{year}.tar")
-        recordings[rec].use(start, where)
+        recordings[rec].use(pieces[-1][0], where)
         # ASSUMPTION: an empty gender is written as `unknown` (a Kaldi table needs a value).
         gender = "_".join(row["gender"].split()) or "unknown"
-        utterance = Utterance(id=utt, wav=str(recordings[rec].path), segment=Segment(rec, start, end),
-                              text=" ".join(row["normed_text"].split()), speaker=speaker, lang=lang)
+        utterance = Utterance(id=utt, wav=str(recordings[rec].path), segment=Segment(rec, *pieces[0]),
+                              text=text, speaker=speaker, lang=lang)
+        if len(pieces) > 1:
+            utterance.wav = str(joined / lang / year / f"{utt}.flac")
+            joins.append(Join(utterance, recordings[rec].path, pieces, where))
+            tally.joined += 1
         by_split[row["split"]].append((utterance, gender))
-    for reason, n in sorted(skipped.items()):
+        tally.kept[row["split"]] += 1
+    for reason, n in sorted(tally.dropped.items()):
         log.info("%s: left out %d row(s) with %s", table, n, reason)
-    return by_split
+    return by_split, tally
 
 
 # ---- audio ---------------------------------------------------------------------------------
@@ -336,12 +396,49 @@ def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) 
         map_in_threads(check, recordings.items(), nj, bar)
 
 
+def join_pieces(join: Join) -> None:
+    """Write the utterance's pieces, joined end to end, to its FLAC file (kept when an earlier run wrote
+    it whole: it is renamed into place only once complete), and make its segment that whole file."""
+    source, dest = str(join.source), Path(join.utt.wav)
+    try:
+        info = soundfile.info(source)
+        bounds = [(round(s * info.samplerate), min(round(e * info.samplerate), info.frames)) for s, e in join.pieces]
+        frames = sum(max(0, stop - start) for start, stop in bounds)
+        if not (dest.is_file() and soundfile.info(str(dest)).frames == frames):
+            parts = [soundfile.read(source, start=start, stop=stop, dtype="float32", always_2d=True)[0]
+                     for start, stop in bounds if stop > start]
+            _write_flac(dest, np.concatenate(parts), info.samplerate)
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{join.where}: cannot join the VAD pieces of '{join.utt.id}' from {source} ({e}); "
+                         f"{FIX_DOWNLOAD}") from None
+    # Whole milliseconds, rounded up: the cut then ends at the file's last sample, not before it.
+    join.utt.segment = Segment(join.utt.id, 0.0, math.ceil(frames / info.samplerate * 1000) / 1000)
+
+
+def _write_flac(path: Path, samples: np.ndarray, rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    soundfile.write(str(tmp), samples, rate, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+def join_all(joins: list[Join], nj: int, progress: bool) -> None:
+    if joins:
+        with tqdm(total=len(joins), desc="join VAD pieces", unit=" utts", disable=not progress) as bar:
+            map_in_threads(join_pieces, joins, nj, bar)
+        log.info("joined the VAD pieces of %d utterance(s) into their own files", len(joins))
+
+
 # ---- writing -------------------------------------------------------------------------------
+
+# Bump when what the data dirs hold changes for the same inputs: older outputs are then made again.
+OUTPUT_VERSION = 2   # 2: multi-piece VAD rows joined, empty transcripts left out
+
 
 def _fingerprint(what: str, langs: list[str], years: list[str], v2: bool, raw: Path, tables: list[Path]) -> dict:
     """What the outputs depend on: the selection, where the audio is, and the manifests' sizes and dates."""
-    return {"what": what, "langs": langs, "years": years, "v2": v2, "raw_audios": str(raw),
-            "tables": {str(t): [t.stat().st_size, t.stat().st_mtime_ns] for t in tables}}
+    return {"version": OUTPUT_VERSION, "what": what, "langs": langs, "years": years, "v2": v2,
+            "raw_audios": str(raw), "tables": {str(t): [t.stat().st_size, t.stat().st_mtime_ns] for t in tables}}
 
 
 def _outputs_complete(out: Path, splits: list[str]) -> bool:
@@ -353,10 +450,43 @@ def _outputs_complete(out: Path, splits: list[str]) -> bool:
         return False
 
 
+def _read_utterances(what: str, tables: list[Path], raw: Path, out: Path, langs: list[str], years: list[str],
+                     v2: bool, progress: bool):
+    """(utterances per split, genders, recordings used, utterances to join, per-language tallies)."""
+    recordings: dict[str, Recording] = {}
+    genders: dict[str, str] = {}
+    joins: list[Join] = []
+    if what == "unlabelled":
+        utts, recordings, tallies = unlabelled_utterances(tables[0], raw, langs, years, v2, progress)
+        return {"train": utts}, genders, recordings, joins, tallies
+    splits: dict[str, list[Utterance]] = {split: [] for split in ASR_SPLITS}
+    tallies = {}
+    for lang, table in zip(langs, tables):
+        by_split, tallies[lang] = asr_utterances(table, raw, out / JOINED_AUDIO, lang, years, progress, recordings,
+                                                 joins)
+        for split, pairs in by_split.items():
+            splits[split] += [u for u, _ in pairs]
+            genders.update((u.id, g) for u, g in pairs)
+    return splits, genders, recordings, joins, tallies
+
+
+def _check_not_empty(what: str, splits: dict[str, list[Utterance]], tallies: dict[str, Tally], langs: list[str],
+                     years: list[str]) -> None:
+    empty = [split for split, utts in splits.items() if not utts]
+    if empty:
+        raise DataDirError(f"no {what} utterances for split(s) {', '.join(empty)} in languages {' '.join(langs)} "
+                           f"and years {' '.join(years)}; choose more years (--years) or languages (--langs)")
+    silent = [f"{lang} ({tally.line()})" for lang, tally in tallies.items() if not sum(tally.kept.values())]
+    if silent:
+        raise DataDirError(f"no {what} utterances left of language(s) {'; '.join(silent)}; choose other years "
+                           f"(--years), drop the language from --langs, or check its manifest")
+
+
 def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: list[str] | None = None,
-            years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> dict[str, int]:
-    """Extract the selection's audio under <root> and write its data dirs under <out>; returns the
-    number of utterances per split. A rerun with the same selection and manifests does nothing."""
+            years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> dict:
+    """Extract the selection's audio under <root> and write its data dirs under <out>. Returns the summary:
+    {"counts": utterances per split, "languages": {lang: kept per split, dropped per reason, joined}}.
+    A rerun with the same selection and manifests does nothing (and returns the same summary)."""
     root, out = Path(root).resolve(), Path(out).resolve()
     langs, years = check_selection(what, langs, years)
     if what == "unlabelled":
@@ -370,25 +500,13 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: l
         previous = json.loads(done.read_text(encoding="utf-8"))
         if previous.get("inputs") == fingerprint and _outputs_complete(out, previous.get("counts", {})):
             log.info("%s: up to date (%s)", out, done.name)
-            return previous["counts"]
+            return {"counts": previous["counts"], "languages": previous["languages"]}
 
     extract_audios(root, audio_tars(what, langs, years, v2), nj, progress)
-    recordings: dict[str, Recording] = {}
-    genders: dict[str, str] = {}
-    if what == "unlabelled":
-        utts, recordings = unlabelled_utterances(tables[0], raw, langs, years, v2, progress)
-        splits = {"train": utts}
-    else:
-        splits = {split: [] for split in ASR_SPLITS}
-        for lang, table in zip(langs, tables):
-            for split, pairs in asr_utterances(table, raw, lang, years, progress, recordings).items():
-                splits[split] += [u for u, _ in pairs]
-                genders.update((u.id, g) for u, g in pairs)
-    empty = [split for split, utts in splits.items() if not utts]
-    if empty:
-        raise DataDirError(f"no {what} utterances for split(s) {', '.join(empty)} in languages {' '.join(langs)} "
-                           f"and years {' '.join(years)}; choose more years (--years) or languages (--langs)")
+    splits, genders, recordings, joins, tallies = _read_utterances(what, tables, raw, out, langs, years, v2, progress)
+    _check_not_empty(what, splits, tallies, langs, years)
     check_recordings(recordings, nj, progress)
+    join_all(joins, nj, progress)
 
     out.mkdir(parents=True, exist_ok=True)
     done.unlink(missing_ok=True)   # the data dirs are about to change
@@ -398,5 +516,6 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: l
         replace_dir(build_data_dir(out / split, utts, extra), out / split)
         counts[split] = len(utts)
         log.info("%s: %d utterances (%s)", out / split, len(utts), " ".join(langs))
-    atomic_write_text(done, json.dumps({"inputs": fingerprint, "counts": counts}, indent=1) + "\n")
-    return counts
+    summary = {"counts": counts, "languages": {lang: tally.as_json() for lang, tally in tallies.items()}}
+    atomic_write_text(done, json.dumps({"inputs": fingerprint, **summary}, indent=1) + "\n")
+    return summary

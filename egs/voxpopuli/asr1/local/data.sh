@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# VoxPopuli ASR: Kaldi data dirs $data/{train,dev,test} (segments into the session recordings, text:
-# the normalised transcript, utt2lang) of every chosen language together. Stage 2.
+# VoxPopuli ASR: Kaldi data dirs $data/{train,dev,test} (segments into the session recordings; rows of
+# several VAD pieces joined into $data/joined_audio/; text: the normalised transcript, utt2lang) of every
+# chosen language together. Stage 2.
 #   local/data.sh [--langs "a b"] [--years "2019 2020"] --data DIR [--nj N]
 set -euo pipefail
 langs=
