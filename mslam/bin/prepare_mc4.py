@@ -7,8 +7,10 @@
 `files` prints the paths, under the pinned allenai/c4 revision, of the first N train and M validation
 shards per language (default languages: the 101 of the paper; `--langs all` adds und and the -Latn
 configs). `prepare` reads <root>/multilingual/c4-*.json.gz and writes <out>/train/<lang>.txt,
-<out>/dev/<lang>.txt and <out>/stats.json (cleaning rules: mslam/data/corpora/mc4.py). Languages already
-made from the same shards with the same options are not redone. Then:
+<out>/dev/<lang>.txt and <out>/stats.json (cleaning rules: mslam/data/corpora/mc4.py), and prints per
+language and split the documents, sentences and characters kept and dropped. A language left without any
+train text fails the command. Languages already made from the same shards with the same options are
+not redone. Then:
 
     python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train --out data/chars.txt
 """
@@ -19,7 +21,8 @@ import sys
 from pathlib import Path
 
 from mslam.data.corpora.common import exit_status, split_list
-from mslam.data.corpora.mc4 import CleaningRules, download_list, paper_languages, prepare, read_shard_table
+from mslam.data.corpora.mc4 import (CleaningRules, EmptyLanguageError, download_list, paper_languages, prepare,
+                                   read_shard_table, summary_line)
 
 PROG = "prepare_mc4"
 
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--langs", help="comma-separated mC4 codes, or 'all' (default: every language under --root)")
     r.add_argument("--nj", type=_count(1), default=1, help="languages prepared in parallel")
     r.add_argument("--max-sentences-per-lang", type=_count(1), help="keep at most N sentences per language and split")
-    r.add_argument("--min-chars", type=_count(1), default=20, help="drop shorter sentences")
+    r.add_argument("--min-chars", type=_count(1), default=20,
+                   help="drop shorter sentences; scaled per script (20: Chinese and Japanese 5, Korean 8, Thai 12)")
     r.add_argument("--max-chars", type=_count(1), default=512, help="cut longer sentences into pieces")
     r.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -68,12 +72,24 @@ def run(args: argparse.Namespace) -> None:
             print(path)
         return
     rules = CleaningRules(args.min_chars, args.max_chars, args.max_sentences_per_lang)
-    stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj, progress=not args.no_progress)
+    try:
+        stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj,
+                              progress=not args.no_progress)
+    except EmptyLanguageError as e:
+        print_summary(e.stats, e.made, args.out)
+        raise
+    print_summary(stats, made, args.out)
+
+
+def print_summary(stats: dict, made: list[str], out: Path) -> None:
+    """Per language and split: documents, sentences and characters kept and dropped. A language left
+    without dev text is warned about on stderr (its train text is there; the error for none is prepare's)."""
     for lang, entry in stats.items():
-        splits = ", ".join(f"{split} {entry[split]['sentences']} sentences ({entry[split]['characters']} chars)"
-                           for split in ("train", "dev") if split in entry)
+        splits = " | ".join(summary_line(split, entry[split]) for split in ("train", "dev") if split in entry)
         print(f"{PROG}: {lang}: {splits}{'' if lang in made else ' (up to date)'}")
-    print(f"{PROG}: {len(made)} of {len(stats)} languages made -> {args.out} (statistics in stats.json)")
+        if "dev" in entry and not entry["dev"]["sentences"] and entry["train"]["sentences"]:
+            print(f"{PROG}: WARNING: {lang}: no dev text left ({summary_line('dev', entry['dev'])})", file=sys.stderr)
+    print(f"{PROG}: {len(made)} of {len(stats)} languages made -> {out} (statistics in stats.json)")
 
 
 if __name__ == "__main__":

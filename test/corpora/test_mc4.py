@@ -130,6 +130,13 @@ def test_prepare_matches_the_fixture_documents(root, fixture_tree, tmp_path, cap
     assert rc == 0, err
     assert "3 of 3 languages made" in stdout
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    for lang in mc4["languages"]:   # the summary: documents, sentences and characters kept and dropped
+        train, dev = stats[lang]["train"], stats[lang]["dev"]
+        assert (f"prepare_mc4: {lang}: train: kept {train['documents_kept']} of {train['documents']} documents, "
+                f"{train['sentences']} sentences ({train['characters']} chars); dropped {train['dropped']['short']} "
+                f"short < {min_chars} ({train['dropped_characters']['short']} chars), "
+                f"{train['dropped']['duplicate']} duplicate ({train['dropped_characters']['duplicate']} chars) | "
+                f"dev: kept {dev['documents_kept']} of") in stdout
     assert sorted(stats) == sorted(mc4["languages"])
     for lang in mc4["languages"]:
         expected = expected_shards(root, lang, min_chars)
@@ -230,10 +237,12 @@ def test_cleaning_rules(tmp_path, capsys):
     ]
     assert read_lines(out / "dev" / "de.txt") == ["Ein neuer Satz nur im Dev-Teil."]
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))["de"]
-    assert stats["train"] == {"shards": 1, "documents": 3, "sentences": 5, "characters": 23 + 24 + 43 + 99 + 49,
-                              "cut": 1, "dropped": {"short": 1, "duplicate": 2},
+    assert stats["train"] == {"shards": 1, "min_chars": 20, "documents": 3, "documents_kept": 2, "sentences": 5,
+                              "characters": 23 + 24 + 43 + 99 + 49, "cut": 1, "dropped": {"short": 1, "duplicate": 2},
+                              "dropped_characters": {"short": 5, "duplicate": 23 + 24},
                               "bytes": (out / "train" / "de.txt").stat().st_size}
     assert stats["dev"]["dropped"] == {"short": 0, "duplicate": 1}
+    assert stats["dev"]["documents_kept"] == 1 and stats["dev"]["dropped_characters"]["duplicate"] == 23
     # A language without validation shards has no dev shard.
     (root / SHARDS / "c4-de-validation.tfrecord-00000-of-00016.json.gz").unlink()
     assert run(capsys, "prepare", "--root", str(root), "--out", str(out), "--no-progress")[0] == 0
@@ -273,3 +282,31 @@ def test_module_entry_point(root, tmp_path):
                            "--out", str(tmp_path / "text"), "--langs", "xx"], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("prepare_mc4: unknown mC4 language(s) xx;")
     assert "Traceback" not in proc.stderr
+
+
+# ---- scripts without spaces, and languages left without text -------------------------------------
+
+CHINESE = ["今天天气很好。我们去公园吧。", "他是我的老师。这本书很有意思！", "好。"]   # 7 and 8 characters, and 2
+
+
+def test_chinese_sentences_are_kept_by_the_minimum_of_their_script(tmp_path, capsys):
+    root = tmp_path / "mc4"
+    write_shard(root / SHARDS / "c4-zh.tfrecord-00000-of-01024.json.gz", [doc(t) for t in CHINESE])
+    out = tmp_path / "text"
+    rc, stdout, err = run(capsys, "prepare", "--root", str(root), "--out", str(out), "--no-progress")
+    assert rc == 0, err
+    assert read_lines(out / "train" / "zh.txt") == ["今天天气很好。", "我们去公园吧。", "他是我的老师。", "这本书很有意思!"]
+    assert ("prepare_mc4: zh: train: kept 2 of 3 documents, 4 sentences (29 chars); "
+            "dropped 1 short < 5 (2 chars), 0 duplicate (0 chars)") in stdout
+
+
+def test_a_language_left_without_text_fails_after_the_summary(root, tmp_path, capsys):
+    write_shard(root / SHARDS / "c4-zh.tfrecord-00000-of-01024.json.gz", [doc(t) for t in CHINESE])
+    out = tmp_path / "text"
+    rc, stdout, err = run(capsys, "prepare", "--root", str(root), "--out", str(out), "--langs", "de,zh",
+                          "--min-chars", "40", "--no-progress")
+    assert rc == 1
+    assert err.startswith("prepare_mc4: no text left after cleaning in 1 language(s): zh (train: kept 0 of 3 "
+                          "documents, 0 sentences (0 chars); dropped 5 short < 10 (31 chars)")
+    assert "--min-chars" in err and "prepare_mc4: de: train: kept" in stdout
+    assert not (out / "train" / "zh.txt").exists() and (out / "train" / "de.txt").is_file()

@@ -24,7 +24,7 @@ langs=                  # mC4 codes (empty: the paper's 101 languages)
 shards=1                # train shards per language (of 2 to 11264; about 0.1-0.4 GB each)
 validation_shards=1
 max_sentences_per_lang= # cap per language and split (empty: all)
-min_chars=20
+min_chars=20            # shortest sentence kept, scaled per script (Chinese, Japanese 5; Korean 8; Thai 12)
 max_chars=512           # the paper's text sequences: 512 characters
 vocab_size=4096         # paper: 4096 characters
 vocab_temperature=3.0   # paper: T = 3

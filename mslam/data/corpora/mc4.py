@@ -14,8 +14,10 @@ Output (what mslam.data.manifest.text_manifest and mslam.bin.build_char_vocab re
 
     <out>/train/<lang>.txt   one sentence per line, from the train shards
     <out>/dev/<lang>.txt     the same from the validation shards (absent if none were downloaded)
-    <out>/stats.json         per language: the settings it was made with, and per split the shards and
-                             documents read, sentences kept, characters, pieces cut, dropped by reason
+    <out>/stats.json         per language: the settings it was made with, and per split the shards read,
+                             documents read and kept (a document is kept when one of its sentences is),
+                             sentences and characters kept, pieces cut, sentences and characters dropped
+                             by reason, and the minimum length applied
 
 Cleaning, per document, in this order:
  1. the text is split into lines (paragraphs), each NFKC-normalised with whitespace runs collapsed
@@ -27,10 +29,15 @@ Cleaning, per document, in this order:
     Scripts without such punctuation (Thai, Lao, Khmer) keep one line per paragraph;
  3. a sentence longer than max_chars is cut into pieces of at most max_chars, at the last space before the
     limit (a hard cut where there is none, as in Chinese or Thai);
- 4. pieces shorter than min_chars are dropped ("short");
+ 4. pieces shorter than the language's minimum are dropped ("short"). The minimum is min_chars for
+    alphabets written with spaces, scaled down for scripts that carry more per character
+    (mslam.data.scripts.MIN_CHARS_SCALE): with min_chars 20, Chinese and Japanese keep sentences of
+    5 characters, Korean of 8, Thai, Lao, Khmer and Myanmar of 12;
  5. exact repeats within a language are dropped ("duplicate"); train is read first, so a dev sentence that
     also occurs in train is dropped from dev and dev never repeats training text.
 Shards are streamed: a language costs only its set of 8-byte sentence hashes in memory.
+A language whose train shards leave no sentence is an error (its text would be silently missing from
+pre-training); one left without dev sentences is reported in the statistics and by the command.
 """
 from __future__ import annotations
 
@@ -49,6 +56,7 @@ from typing import IO, Iterable, Iterator
 
 from mslam.data.corpora.common import check_codes
 from mslam.data.kaldi import DataDirError, atomic_write_text
+from mslam.data.scripts import min_chars_scale
 from mslam.data.tokenizer import normalize_text
 
 SHARD_TABLE = Path(__file__).with_name("mc4_shards.tsv")
@@ -56,7 +64,7 @@ SHARD_TABLE_COLUMNS = ["lang", "train_shards", "validation_shards"]
 SHARD_DIR = "multilingual"
 SPLITS = {"train": "", "dev": "-validation"}   # output split -> suffix of the mC4 split in file names
 STATS = "stats.json"
-RULES_VERSION = 1   # bump when the cleaning rules change: languages made with older rules are redone
+RULES_VERSION = 2   # bump when the cleaning rules change: languages made with older rules are redone
 REDOWNLOAD = "delete it and rerun the recipe's download stage, or point MC4 in db.sh at a complete copy"
 
 # Step 2 of the cleaning rules. After NFKC, fullwidth ！？ are ASCII and … is "...".
@@ -67,7 +75,7 @@ _SENTENCE_END = re.compile(rf"[{_SPACED_ENDS}]+[{_CLOSERS}]*(?=\s)|\u3002+[{_CLO
 
 @dataclass(frozen=True)
 class CleaningRules:
-    min_chars: int = 20
+    min_chars: int = 20                   # for alphabets written with spaces; see min_chars_for
     max_chars: int = 512                  # the paper's text sequence length
     max_sentences: int | None = None      # per language and split; None: all
 
@@ -76,6 +84,10 @@ class CleaningRules:
             raise ValueError(f"need 1 <= min_chars <= max_chars, got {self.min_chars} and {self.max_chars}")
         if self.max_sentences is not None and self.max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
+
+    def min_chars_for(self, lang: str) -> int:
+        """The shortest sentence kept in a language: min_chars scaled for its main script."""
+        return max(1, round(self.min_chars * min_chars_scale(lang)))
 
 
 # ---- languages and the download list -------------------------------------------------------------
@@ -208,33 +220,57 @@ def _sentence_hash(sentence: str) -> int:
     return int.from_bytes(hashlib.blake2b(sentence.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen: set[int], bar=None) -> dict:
+def _split_stats(shards: int, min_chars: int) -> dict:
+    return {"shards": shards, "min_chars": min_chars, "documents": 0, "documents_kept": 0, "sentences": 0,
+            "characters": 0, "cut": 0, "dropped": {"short": 0, "duplicate": 0},
+            "dropped_characters": {"short": 0, "duplicate": 0}}
+
+
+def _drop(stats: dict, reason: str, piece: str) -> None:
+    stats["dropped"][reason] += 1
+    stats["dropped_characters"][reason] += len(piece)
+
+
+def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen: set[int], bar=None,
+                min_chars: int | None = None) -> dict:
     """Write the sentences of some shards to `out`, one per line; `seen` holds the hashes already written
-    for the language (updated). Returns the split's statistics."""
-    stats = {"shards": len(shards), "documents": 0, "sentences": 0, "characters": 0, "cut": 0,
-             "dropped": {"short": 0, "duplicate": 0}}
+    for the language (updated); sentences shorter than `min_chars` (default: rules.min_chars) are dropped.
+    Returns the split's statistics."""
+    min_chars = rules.min_chars if min_chars is None else min_chars
+    stats = _split_stats(len(shards), min_chars)
     for shard in shards:
         for text in read_documents(shard, bar):
             stats["documents"] += 1
+            kept_before = stats["sentences"]
             for line in paragraphs(text):
                 for sentence in split_sentences(line):
                     pieces = cut_long(sentence, rules.max_chars)
                     stats["cut"] += len(pieces) > 1
                     for piece in pieces:
-                        if len(piece) < rules.min_chars:
-                            stats["dropped"]["short"] += 1
+                        if len(piece) < min_chars:
+                            _drop(stats, "short", piece)
                             continue
                         key = _sentence_hash(piece)
                         if key in seen:
-                            stats["dropped"]["duplicate"] += 1
+                            _drop(stats, "duplicate", piece)
                             continue
                         seen.add(key)
                         out.write(piece + "\n")
                         stats["sentences"] += 1
                         stats["characters"] += len(piece)
                         if rules.max_sentences is not None and stats["sentences"] >= rules.max_sentences:
+                            stats["documents_kept"] += 1
                             return stats
+            stats["documents_kept"] += stats["sentences"] > kept_before
     return stats
+
+
+def summary_line(split: str, stats: dict) -> str:
+    """`train: kept 3 of 4 documents, 5 sentences (258 chars); dropped 2 short < 20 (31 chars), 1 duplicate (24 chars)`."""
+    dropped, chars = stats["dropped"], stats["dropped_characters"]
+    return (f"{split}: kept {stats['documents_kept']} of {stats['documents']} documents, {stats['sentences']} "
+            f"sentences ({stats['characters']} chars); dropped {dropped['short']} short < {stats['min_chars']} "
+            f"({chars['short']} chars), {dropped['duplicate']} duplicate ({chars['duplicate']} chars)")
 
 
 # ---- preparing a corpus --------------------------------------------------------------------------
@@ -279,8 +315,11 @@ def prepare_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules:
         size = sum(p.stat().st_size for p in inputs[split])
         with tqdm(total=size, desc=f"mc4 {lang} {split}", unit="B", unit_scale=True, disable=not progress,
                   dynamic_ncols=True, mininterval=1.0) as bar, atomic_text_file(target) as f:
-            stats[split] = clean_split(inputs[split], f, rules, seen, bar)
+            stats[split] = clean_split(inputs[split], f, rules, seen, bar, rules.min_chars_for(lang))
         stats[split]["bytes"] = target.stat().st_size
+    if not stats["train"]["sentences"]:   # no text: the stage fails (see prepare); nothing to mistake for text
+        for split in stats:
+            (out / split / f"{lang}.txt").unlink(missing_ok=True)
     return stats
 
 
@@ -341,7 +380,28 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: Iterable[str
             record(lang, prepare_language(out, lang, plans[lang][0], rules, progress))
     else:
         _prepare_in_parallel(out, todo, plans, rules, nj, progress, record)
-    return {lang: stats[lang] for lang in langs}, todo
+    result = {lang: stats[lang] for lang in langs}
+    _check_no_empty_language(result, todo)
+    return result, todo
+
+
+class EmptyLanguageError(DataDirError):
+    """Languages whose train shards left no text. It carries what prepare would have returned (statistics
+    of every language, languages made), so that a command can print its summary before failing."""
+
+    def __init__(self, message: str, stats: dict, made: list[str]):
+        super().__init__(message)
+        self.stats, self.made = stats, made
+
+
+def _check_no_empty_language(stats: dict, made: list[str]) -> None:
+    empty = [f"{lang} ({summary_line('train', entry['train'])})" for lang, entry in stats.items()
+             if not entry["train"]["sentences"]]
+    if empty:
+        raise EmptyLanguageError(
+            f"no text left after cleaning in {len(empty)} language(s): {'; '.join(empty)}. Pre-training would "
+            f"silently lack them: check their shards, lower --min-chars (it is scaled per script, see "
+            f"mslam/data/scripts.py MIN_CHARS_SCALE), or leave them out of --langs", stats, made)
 
 
 def _prepare_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int, progress: bool,
