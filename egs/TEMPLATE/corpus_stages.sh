@@ -17,8 +17,10 @@ corpus_stages() {
         # shellcheck disable=SC2086
         stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" \
             $local_opts $data_opts
-        # The batch sampler needs each utterance's length: utt2dur from the audio headers if none is given.
-        stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations "$@"
+        # The batch sampler needs each utterance's length: utt2dur from the decoded audio if none is given
+        # (empty, cut-short or non-finite audio then stops the stage here, naming the files).
+        stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations \
+            --nj "$nj" "$@"
         stage_end 2
     fi
 }

@@ -7,7 +7,12 @@
     python -m mslam.bin.data_dir subset data/train data/r --random 1000 --seed 3
     python -m mslam.bin.data_dir subset data/train data/x --utt-list ids.txt
     python -m mslam.bin.data_dir combine data/all data/a data/b ...
-    python -m mslam.bin.data_dir validate --add-durations data/train data/dev   # + utt2dur where no lengths
+    python -m mslam.bin.data_dir validate --add-durations [--nj 4] data/train data/dev   # + utt2dur where no lengths
+    python -m mslam.bin.data_dir validate --add-durations --quick data/train   # durations from the headers only
+
+--add-durations decodes the audio of a dir without lengths (its utt2dur is what training will read) and
+names every utterance whose file is empty, cut short or holds NaN/inf samples; --quick reads only the
+headers (empty and cut-short WAV files are still found).
 """
 from __future__ import annotations
 
@@ -26,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="check every table and their agreement")
     v.add_argument("dirs", type=Path, nargs="+")
     v.add_argument("--add-durations", action="store_true",
-                   help="write utt2dur (from the audio headers) into a dir that has no utterance lengths")
+                   help="write utt2dur (from the decoded audio) into a dir that has no utterance lengths")
+    v.add_argument("--quick", action="store_true", help="with --add-durations: read the audio headers only")
+    v.add_argument("--nj", type=int, default=1, help="with --add-durations: files decoded at once")
     sub.add_parser("fix", help="sort tables, keep utterances present in all of them").add_argument("dir", type=Path)
     s = sub.add_parser("subset", help="copy a subset")
     s.add_argument("src", type=Path)
@@ -47,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.dirs:
                 d = DataDir(path).validate()
                 print(f"{path}: valid, {len(d)} utterances, tables: {' '.join(d.tables)}")
-                if args.add_durations and add_durations(path):
-                    print(f"{path}: wrote utt2dur from the audio headers")
+                if args.add_durations and add_durations(path, quick=args.quick, nj=args.nj):
+                    print(f"{path}: wrote utt2dur from the {'audio headers' if args.quick else 'decoded audio'}")
         elif args.command == "fix":
             r = fix_data_dir(args.dir)
             print(f"{args.dir}: kept {r['kept']} utterances, dropped {r['dropped']} (missing from some table)")

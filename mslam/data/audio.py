@@ -63,7 +63,7 @@ def read_audio(entry: str, utt: str = "?", segment: Segment | None = None) -> tu
             samples = samples.astype(np.float32) / 32768.0
     else:
         source = _read_bytes_or_path(entry, utt)
-        missing = _wav_bytes_missing(source)
+        missing = wav_bytes_missing(source)
         if missing:
             raise AudioError(f"utterance '{utt}': '{entry}' is cut short: its WAV header promises {missing} "
                              "more bytes of samples than the file holds (an interrupted copy?)")
@@ -92,7 +92,7 @@ def read_audio(entry: str, utt: str = "?", segment: Segment | None = None) -> tu
     return samples, int(rate)
 
 
-def _wav_bytes_missing(source) -> int:
+def wav_bytes_missing(source) -> int:
     """Bytes a RIFF/WAV file's data chunk declares beyond the end of the file (0: complete, not a WAV,
     or a streamed WAV whose sizes are placeholders). libsndfile reads such a file without a word."""
     if isinstance(source, io.BytesIO):

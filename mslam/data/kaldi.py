@@ -25,6 +25,7 @@ import random
 import secrets
 import shutil
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -445,29 +446,72 @@ def filter_utterances(src: str | os.PathLike, dst: str | os.PathLike, keep: Call
 LENGTH_TABLES = ("utt2num_frames", "segments", "utt2dur", "utt2num_samples")
 
 
-def add_durations(path: str | os.PathLike) -> int:
-    """Write utt2dur (seconds) for a data dir that has no length table (LENGTH_TABLES): from each file's audio
-    header (pipes and arks are decoded). Returns the number of utterances written (0: it had lengths)."""
-    import soundfile
+def add_durations(path: str | os.PathLike, *, quick: bool = False, nj: int = 1) -> int:
+    """Write utt2dur (seconds) for a data dir that has no length table (LENGTH_TABLES). Returns the number of
+    utterances written (0: it had lengths).
+
+    Every utterance's audio is decoded (nj at a time), so the duration is what training will read, and
+    audio it could not use is found now: empty, cut short (fewer samples than the header promises, a WAV
+    data chunk past the end of the file, a broken FLAC/Ogg stream) or holding NaN/inf samples. Each such
+    utterance is named with its file, and no utt2dur is written. `quick` reads only the headers of plain
+    files: empty and cut-short WAV files are still found, broken streams and bad samples are not."""
     d = DataDir(path)
     if any(name in d.tables for name in LENGTH_TABLES):
         return 0
-    durations = {}
-    for utt in d:
-        entry = (utt.wav or "").strip()
-        if not entry:
-            raise DataDirError(f"{d.path}: utterance '{utt.id}' has no wav.scp entry")
-        if os.path.isfile(entry):
-            try:
-                durations[utt.id] = soundfile.info(entry).duration
-            except soundfile.LibsndfileError as e:
-                raise DataDirError(f"{d.path}: utterance '{utt.id}': {entry} has no readable audio header ({e})") from None
-        else:  # a pipe or an ark: decode it (torch is imported only for these)
-            from mslam.data.audio import AudioError, read_audio
-            try:
-                samples, rate = read_audio(entry, utt.id)
-            except AudioError as e:
-                raise DataDirError(f"{d.path}: {e}") from None
-            durations[utt.id] = len(samples) / rate
-    write_table(d.path / "utt2dur", {u: f"{v:.4f}" for u, v in durations.items()})
-    return len(durations)
+    utts = list(d)
+    measure = _header_duration if quick else _decoded_duration
+    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
+        results = list(pool.map(lambda utt: _duration_or_problem(measure, utt), utts))
+    problems = [r for r in results if isinstance(r, str)]
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise DataDirError(f"{d.path}: {len(problems)} of {len(utts)} utterance(s) have unusable audio, so no "
+                           f"utt2dur was written; replace those files, or keep only the other utterances (python -m "
+                           f"mslam.bin.data_dir subset DIR NEW_DIR --utt-list IDS):\n  {shown}")
+    write_table(d.path / "utt2dur", {u.id: f"{seconds:.4f}" for u, seconds in zip(utts, results)})
+    return len(utts)
+
+
+def _duration_or_problem(measure: Callable[[Utterance], float], utt: Utterance) -> float | str:
+    """The utterance's duration, or a line saying what is wrong with its audio (utterance and file)."""
+    from mslam.data.audio import AudioError
+    if not (utt.wav or "").strip():
+        return f"utterance '{utt.id}': no wav.scp entry"
+    try:
+        return measure(utt)
+    except (AudioError, DataDirError) as e:
+        return str(e)
+
+
+def _header_duration(utt: Utterance) -> float:
+    import soundfile
+
+    from mslam.data.audio import AudioError, wav_bytes_missing
+    entry = utt.wav.strip()
+    if not os.path.isfile(entry):   # a pipe or an ark: there is no header to read
+        return _decoded_duration(utt)
+    try:
+        info = soundfile.info(entry)
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"utterance '{utt.id}': {entry} has no readable audio header ({e})") from None
+    if info.frames <= 0:
+        raise AudioError(f"utterance '{utt.id}': '{entry}' holds no samples (empty audio)")
+    missing = wav_bytes_missing(entry)
+    if missing:
+        raise AudioError(f"utterance '{utt.id}': '{entry}' is cut short: its WAV header promises {missing} "
+                         "more bytes of samples than the file holds")
+    return info.frames / info.samplerate
+
+
+def _decoded_duration(utt: Utterance) -> float:
+    import soundfile
+
+    from mslam.data.audio import AudioError, read_audio
+    entry = utt.wav.strip()
+    samples, rate = read_audio(entry, utt.id)   # raises for empty, unreadable and non-finite audio
+    if os.path.isfile(entry):
+        promised = soundfile.info(entry).frames
+        if len(samples) < promised:
+            raise AudioError(f"utterance '{utt.id}': '{entry}' is cut short: its header promises {promised} "
+                             f"samples, {len(samples)} could be decoded")
+    return len(samples) / rate

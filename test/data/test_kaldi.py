@@ -198,7 +198,7 @@ def test_written_files_get_the_mode_open_gives(tmp_path, umask):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
 
 
-def test_durations_come_from_the_audio_headers_once(spoken_dir, tmp_path):
+def test_durations_come_from_the_decoded_audio_once(spoken_dir, tmp_path):
     import shutil
 
     import soundfile
@@ -221,4 +221,6 @@ def test_durations_come_from_the_audio_headers_once(spoken_dir, tmp_path):
     scp = DataDir(d).tables["wav.scp"]
     write_table(d / "wav.scp", {**scp, next(iter(scp)): str(bad)})
     r = subprocess.run(run, capture_output=True, text=True)
-    assert r.returncode == 1 and "no readable audio header" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and f"cannot decode '{bad}'" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*run[:-1], "--quick", str(d)], capture_output=True, text=True)
+    assert r.returncode == 1 and f"{bad} has no readable audio header" in r.stderr and "Traceback" not in r.stderr

@@ -144,3 +144,48 @@ def test_a_good_feats_scp_entry_loads(tmp_path):
     """The control of the test above: the same entry, undamaged, loads."""
     feats = load_features(Utterance(id="u1", feats=_feats_entry(tmp_path, "none")))
     assert tuple(feats.shape) == (50, 80)
+
+
+# ---- `data_dir validate --add-durations`: the audio is decoded before its duration is written -------------
+
+def _bad_file(tmp_path, kind: str) -> str:
+    """A file training could not use, next to a good one: empty, cut short, or holding NaN samples."""
+    if kind == "empty":
+        soundfile.write(tmp_path / "bad.wav", np.zeros(0, dtype=np.float32), RATE)
+        return "bad.wav"
+    if kind == "nan":
+        x = tone()
+        x[100] = np.nan
+        soundfile.write(tmp_path / "bad.wav", x, RATE, subtype="FLOAT")
+        return "bad.wav"
+    name = "bad.flac" if kind == "cut-flac" else "bad.wav"
+    soundfile.write(tmp_path / name, tone(2.0), RATE, subtype="PCM_16")
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / name).write_bytes(data[: len(data) // 2])
+    return name
+
+
+def _validate(tmp_path, bad: str, *options: str) -> tuple[int, str]:
+    from mslam.bin.data_dir import main
+    from mslam.data.kaldi import write_data_dir
+    soundfile.write(tmp_path / "good.wav", tone(), RATE, subtype="PCM_16")
+    write_data_dir(tmp_path / "d", [Utterance(id="u1", wav=str(tmp_path / "good.wav"), speaker="s"),
+                                    Utterance(id="u2", wav=str(tmp_path / bad), speaker="s")])
+    return main(["validate", "--add-durations", *options, str(tmp_path / "d")]), str(tmp_path / bad)
+
+
+@pytest.mark.parametrize("kind", ["empty", "cut-wav", "cut-flac", "nan"])
+def test_adding_durations_decodes_the_audio_and_names_a_file_training_could_not_use(tmp_path, capsys, kind):
+    rc, bad = _validate(tmp_path, _bad_file(tmp_path, kind), "--nj", "2")
+    err = capsys.readouterr().err
+    assert rc == 1 and "1 of 2 utterance(s) have unusable audio" in err and "Traceback" not in err
+    assert f"utterance 'u2': '{bad}'" in err or f"utterance 'u2': cannot decode '{bad}'" in err
+    assert not (tmp_path / "d" / "utt2dur").exists()
+
+
+@pytest.mark.parametrize("kind, found", [("empty", True), ("cut-wav", True), ("nan", False)])
+def test_adding_durations_quickly_reads_only_the_headers(tmp_path, capsys, kind, found):
+    rc, bad = _validate(tmp_path, _bad_file(tmp_path, kind), "--quick")
+    err = capsys.readouterr().err
+    assert rc == int(found) and (f"utterance 'u2': '{bad}'" in err) == found
+    assert (tmp_path / "d" / "utt2dur").exists() != found
