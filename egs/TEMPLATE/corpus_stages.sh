@@ -21,6 +21,9 @@ corpus_stages() {
         # (empty, cut-short or non-finite audio then stops the stage here, naming the files).
         stage_cmd "$train_cmd" "$exp/log/validate.log" python -m mslam.bin.data_dir validate --add-durations \
             --nj "$nj" "$@"
+        # Transcripts with characters of another script, or empty, are listed in the log (not removed:
+        # `python -m mslam.bin.data_dir scripts --action drop DIR` does that).
+        stage_cmd "$train_cmd" "$exp/log/scripts.log" python -m mslam.bin.data_dir scripts "$@"
         stage_end 2
     fi
 }

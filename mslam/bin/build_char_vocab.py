@@ -1,10 +1,13 @@
 """Build the character vocabulary of the text front end from text shards and transcripts.
 
     python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train \
-        --data-dirs data/asr/train --out data/chars.txt [--max-size 4096 --temperature 3]
+        --data-dirs data/asr/train --out data/chars.txt [--max-size 4096 --temperature 3] [--foreign drop]
 
 Text shards are `<lang>.txt` files (one sentence per line); data dirs contribute their `text`,
 with the language from `utt2lang`. Which characters make the cut: see mslam.data.tokenizer.
+Texts with characters outside their language's scripts (mslam/data/scripts.py) are reported per
+language with the commonest such characters; `--foreign drop` leaves them out of the counts, `--foreign
+fail` stops with the report.
 """
 from __future__ import annotations
 
@@ -14,21 +17,33 @@ from pathlib import Path
 
 from mslam.data.kaldi import DataDir, DataDirError
 from mslam.data.manifest import UNDETERMINED_LANG, text_manifest
+from mslam.data.scripts import ScriptCheck
 from mslam.data.tokenizer import CharTokenizer
 
 
-def collect_texts(text_shards: list[str], data_dirs: list[str]) -> dict[str, list[str]]:
+def collect_texts(text_shards: list[str], data_dirs: list[str], check: ScriptCheck | None = None,
+                  drop_foreign: bool = False) -> dict[str, list[str]]:
+    """Texts per language; each is checked against its language's scripts when `check` is given, and
+    left out when it fails the check and `drop_foreign` is set."""
     texts: dict[str, list[str]] = {}
+
+    def add(where: str, lang: str, text: str) -> None:
+        usable = check is None or check.check(where, lang, text)
+        if usable or not drop_foreign:
+            texts.setdefault(lang, []).append(text)
+
     for shard_dir in text_shards:
         for r in text_manifest(shard_dir):
-            texts.setdefault(r.lang, []).append(r.text)
+            stem, line = r.id.rsplit(":", 1)
+            add(f"{Path(shard_dir) / stem}.txt:{line}", r.lang, r.text)
     for d in data_dirs:
         data = DataDir(d)
         if "text" not in data.tables:
             raise DataDirError(f"{d}: no 'text' file to take characters from")
         langs = data.tables.get("utt2lang", {})
         for utt, text in data.tables["text"].items():
-            texts.setdefault(langs.get(utt, UNDETERMINED_LANG), []).append(text)
+            if text.strip():   # an empty transcript has no characters to count
+                add(f"{data.path / 'text'}: utterance '{utt}'", langs.get(utt, UNDETERMINED_LANG), text)
     return texts
 
 
@@ -41,14 +56,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=3.0, help="language temperature (paper: 3)")
     p.add_argument("--coverage", type=float, default=0.9995, help="character mass each language keeps first")
     p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--foreign", choices=("report", "drop", "fail"), default="report",
+                   help="texts with characters outside their language's scripts: report them, leave them out, "
+                        "or stop")
     args = p.parse_args(argv)
     if not args.text_shards and not args.data_dirs:
         p.error("give --text-shards and/or --data-dirs")
+    check = ScriptCheck()
     try:
-        texts = collect_texts(args.text_shards, args.data_dirs)
+        texts = collect_texts(args.text_shards, args.data_dirs, check, drop_foreign=args.foreign == "drop")
     except DataDirError as e:
         print(f"build_char_vocab: error: {e}", file=sys.stderr)
         return 1
+    for line in check.report():
+        print(f"build_char_vocab: {line}", file=sys.stderr)
+    n_foreign = sum(check.foreign.values())
+    if n_foreign and args.foreign == "fail":
+        print(f"build_char_vocab: error: {n_foreign} text(s) have characters outside their language's scripts "
+              "(above); fix them, or pass --foreign drop to leave them out", file=sys.stderr)
+        return 1
+    if n_foreign:
+        print(f"build_char_vocab: {n_foreign} text(s) with characters outside their language's scripts "
+              f"{'left out' if args.foreign == 'drop' else 'counted (--foreign drop leaves them out)'}")
     tok = CharTokenizer.build(texts, max_size=args.max_size, coverage=args.coverage,
                               temperature=args.temperature, lowercase=args.lowercase)
     tok.save(args.out)

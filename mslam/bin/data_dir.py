@@ -9,10 +9,16 @@
     python -m mslam.bin.data_dir combine data/all data/a data/b ...
     python -m mslam.bin.data_dir validate --add-durations [--nj 4] data/train data/dev   # + utt2dur where no lengths
     python -m mslam.bin.data_dir validate --add-durations --quick data/train   # durations from the headers only
+    python -m mslam.bin.data_dir scripts data/train [--action report|drop|fail]   # transcripts vs their scripts
 
 --add-durations decodes the audio of a dir without lengths (its utt2dur is what training will read) and
 names every utterance whose file is empty, cut short or holds NaN/inf samples; --quick reads only the
 headers (empty and cut-short WAV files are still found).
+
+`scripts` checks each transcript (`text`) against the scripts of its language (`utt2lang`; see
+mslam/data/scripts.py): characters of another script (a Cyrillic look-alike in German, Chinese in a
+Latin-script transcript) and empty transcripts are reported; `--action drop` rewrites the dir without
+those utterances, `--action fail` exits 1 when there are any.
 """
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mslam.data.kaldi import (DataDir, DataDirError, add_durations, combine_data_dirs, fix_data_dir,
-                              subset_data_dir)
+from mslam.data.kaldi import (DataDir, DataDirError, add_durations, combine_data_dirs, filter_utterances,
+                              fix_data_dir, subset_data_dir)
+from mslam.data.scripts import ScriptCheck
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--quick", action="store_true", help="with --add-durations: read the audio headers only")
     v.add_argument("--nj", type=int, default=1, help="with --add-durations: files decoded at once")
     sub.add_parser("fix", help="sort tables, keep utterances present in all of them").add_argument("dir", type=Path)
+    sc = sub.add_parser("scripts", help="check transcripts against the scripts of their languages")
+    sc.add_argument("dirs", type=Path, nargs="+")
+    sc.add_argument("--action", choices=("report", "drop", "fail"), default="report",
+                    help="what to do with utterances whose transcript is empty or has characters of another script")
     s = sub.add_parser("subset", help="copy a subset")
     s.add_argument("src", type=Path)
     s.add_argument("dst", type=Path)
@@ -56,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: valid, {len(d)} utterances, tables: {' '.join(d.tables)}")
                 if args.add_durations and add_durations(path, quick=args.quick, nj=args.nj):
                     print(f"{path}: wrote utt2dur from the {'audio headers' if args.quick else 'decoded audio'}")
+        elif args.command == "scripts":
+            return 1 if sum(check_scripts(path, args.action) for path in args.dirs) else 0
         elif args.command == "fix":
             r = fix_data_dir(args.dir)
             print(f"{args.dir}: kept {r['kept']} utterances, dropped {r['dropped']} (missing from some table)")
@@ -73,6 +86,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data_dir {args.command}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def check_scripts(path: Path, action: str) -> int:
+    """Report (and with `drop`, remove) the utterances whose transcript is empty or holds characters
+    outside its language's scripts. Returns how many are left that `fail` should fail on."""
+    d = DataDir(path).validate()
+    if "text" not in d.tables:
+        print(f"{path}: no transcripts (text): nothing to check")
+        return 0
+    check = ScriptCheck()
+    langs = d.tables.get("utt2lang", {})
+    bad = {utt for utt, text in d.tables["text"].items()
+           if not check.check(f"{d.path / 'text'}: utterance '{utt}'", langs.get(utt, "und"), text)}
+    for line in check.report():
+        print(f"{path}: {line}", file=sys.stderr)
+    verdict = {"report": "kept", "drop": "dropped", "fail": "refused"}[action]
+    print(f"{path}: {len(bad)} of {len(d)} utterances have an empty transcript ({len(check.empty)}) or characters "
+          f"outside their language's scripts ({len(bad) - len(check.empty)}): {verdict}")
+    if action == "drop" and bad:
+        filter_utterances(path, path, lambda utt: utt.id not in bad)
+    return len(bad) if action == "fail" else 0
 
 
 if __name__ == "__main__":

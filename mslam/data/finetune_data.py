@@ -102,23 +102,33 @@ def speech_examples(data_dir: str | os.PathLike, target_table: str | None,
                     cache_dir: str | os.PathLike | None = None,
                     encode_transcript: Callable[[str, str], list[int]] | None = None) -> list[Example]:
     """One Example per utterance of a data dir, its target encoded (`encode(value, utt_id)`), and
-    with `encode_transcript` its source transcript (`text`) too."""
+    with `encode_transcript` its source transcript (`text`) too. An utterance whose text target or
+    transcript is empty is dropped, counted in a warning: it would teach the model to emit nothing."""
     d = Path(data_dir)
     records = speech_manifest(d, cache_dir=cache_dir)
     targets = read_target_table(d, target_table) if target_table else {}
     transcripts = read_target_table(d, SOURCE_TABLE) if encode_transcript else {}
-    out = []
+    out, empty = [], []
     for r in records:
         target = transcript = None
         if target_table:
             if r.id not in targets:
                 raise DataDirError(f"{d / target_table}: no entry for utterance '{r.id}'")
+            if target_table.startswith("text") and not targets[r.id].strip():
+                empty.append(r.id)
+                continue
             target = encode(targets[r.id], r.id)
         if encode_transcript:
             if r.id not in transcripts:
                 raise DataDirError(f"{d / SOURCE_TABLE}: no transcript for utterance '{r.id}'")
+            if not transcripts[r.id].strip():
+                empty.append(r.id)
+                continue
             transcript = encode_transcript(transcripts[r.id], r.id)
         out.append(Example(r.id, r.lang, r.length, target, record=r, transcript=transcript))
+    if empty:
+        log.warning("%s: dropped %d of %d utterances with an empty transcript or translation (first: %s)",
+                    d, len(empty), len(records), empty[0])
     return out
 
 

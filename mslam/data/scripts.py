@@ -7,12 +7,14 @@ Script property is one of them, or Common / Inherited (spaces, most punctuation,
 marks), or it is a digit or punctuation of any script (the allow-list).
 
 Uses: mC4's sentence minimums are scaled by how much one character of the language's main script
-carries (`min_chars_scale`); transcripts and vocabulary texts are checked with `foreign_characters`.
+carries (`min_chars_scale`); transcripts (`data_dir scripts`) and the texts of the character vocabulary
+(`build_char_vocab --foreign`) are checked with `ScriptCheck`.
 Script names are Unicode's, as the `regex` module (a dependency of sacrebleu) spells them.
 """
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 
 import regex
@@ -105,3 +107,55 @@ def script_name(char: str) -> str:
 def describe(chars: str) -> str:
     """`'а' (U+0430 CYRILLIC SMALL LETTER A, Cyrillic)`, comma-separated: what a report shows of each."""
     return ", ".join(f"'{c}' (U+{ord(c):04X} {unicodedata.name(c, '?')}, {script_name(c)})" for c in chars)
+
+
+class ScriptCheck:
+    """Texts checked one by one against their language's scripts, with what a report needs: per language
+    the texts checked and those with foreign characters (and which characters, in how many texts),
+    empty texts, languages the table lacks, and the first few offenders by where they are."""
+
+    EXAMPLES = 20
+
+    def __init__(self) -> None:
+        self.checked: Counter[str] = Counter()
+        self.foreign: Counter[str] = Counter()
+        self.chars: dict[str, Counter[str]] = {}
+        self.empty: list[str] = []
+        self.unchecked: Counter[str] = Counter()
+        self.examples: list[str] = []
+
+    def check(self, where: str, lang: str, text: str) -> bool:
+        """Whether a text is usable: not empty and without characters outside the scripts of `lang`."""
+        if not text.strip():
+            self.empty.append(where)
+            return False
+        self.checked[lang] += 1
+        if scripts_of(lang) is None:
+            self.unchecked[lang] += 1
+            return True
+        chars = foreign_characters(text, lang)
+        if not chars:
+            return True
+        self.foreign[lang] += 1
+        self.chars.setdefault(lang, Counter()).update(chars)
+        if len(self.examples) < self.EXAMPLES:
+            self.examples.append(f"{where} ({lang}): {describe(chars)}")
+        return False
+
+    @property
+    def problems(self) -> int:
+        return sum(self.foreign.values()) + len(self.empty)
+
+    def report(self) -> list[str]:
+        """One line per language with foreign characters, then examples, empty texts and unchecked languages."""
+        lines = []
+        for lang, n in self.foreign.items():
+            common = ", ".join(f"{describe(c)} in {k}" for c, k in self.chars[lang].most_common(5))
+            lines.append(f"{lang}: {n} of {self.checked[lang]} texts have characters outside "
+                         f"{'/'.join(scripts_of(lang))}: {common}")
+        lines += [f"  e.g. {example}" for example in self.examples]
+        if self.empty:
+            lines.append(f"{len(self.empty)} empty text(s), e.g. {', '.join(self.empty[:3])}")
+        if self.unchecked:
+            lines.append(f"not checked (no script table for the language): {', '.join(sorted(self.unchecked))}")
+        return lines

@@ -241,3 +241,45 @@ def test_finetuning_drops_utterances_over_max_frames_with_a_counted_warning(tmp_
     assert "train: dropped 1 of 3 utterances outside 7..3000 frames (data.batch.min_frames/max_frames)" in caplog.text
     with pytest.raises(DataDirError, match=r"train: no utterance left after the length filter"):
         drop_by_length(examples, BatchConfig(max_frames=10), "train")
+
+
+# ----------------------------------------------------------------------------- scripts and empty transcripts
+# u2: a Cyrillic 'а' (U+0430) that looks like a Latin 'a'; u3: Chinese in a German transcript.
+MIXED = ["eins zwei drei", "zwei \u0430pfel", "drei \u4e2d\u6587", "vier, 42!"]
+
+
+@pytest.mark.parametrize("action, rc, kept", [("report", 0, ["u1", "u2", "u3", "u4", "u5"]),
+                                              ("drop", 0, ["u1", "u4"]),
+                                              ("fail", 1, ["u1", "u2", "u3", "u4", "u5"])])
+def test_characters_outside_the_language_scripts_and_empty_transcripts_are_named(tmp_path, capsys, action, rc,
+                                                                                 kept):
+    from mslam.bin.data_dir import main
+    d = synthetic_data_dir(tmp_path, seconds=(0.1,) * 5, texts=[*MIXED, ""])
+    assert main(["scripts", "--action", action, str(d)]) == rc
+    out, err = capsys.readouterr()
+    assert f"utterance 'u2' (de): 'а' (U+0430 CYRILLIC SMALL LETTER A, Cyrillic)" in err
+    assert "utterance 'u3' (de): '中' (U+4E2D CJK UNIFIED IDEOGRAPH-4E2D, Han), '文'" in err
+    assert "de: 2 of 4 texts have characters outside Latin" in err and "1 empty text(s)" in err
+    assert "3 of 5 utterances have an empty transcript (1) or characters outside their language's scripts (2)" in out
+    assert DataDir(d).validate().utt_ids == kept
+
+
+def test_the_character_vocabulary_reports_or_leaves_out_texts_of_another_script(tmp_path, capsys):
+    from mslam.bin.build_char_vocab import main
+    d = synthetic_data_dir(tmp_path, seconds=(0.1,) * 4, texts=MIXED)
+    assert main(["--data-dirs", str(d), "--out", str(tmp_path / "chars.txt")]) == 0
+    assert "de: 2 of 4 texts have characters outside Latin" in capsys.readouterr().err
+    assert {"а", "中"} <= set((tmp_path / "chars.txt").read_text().split())   # counted, but not silently
+    assert main(["--data-dirs", str(d), "--out", str(tmp_path / "chars.txt"), "--foreign", "drop"]) == 0
+    assert not {"а", "中"} & set((tmp_path / "chars.txt").read_text().split())
+    assert main(["--data-dirs", str(d), "--out", str(tmp_path / "x.txt"), "--foreign", "fail"]) == 1
+    assert "--foreign drop" in capsys.readouterr().err and not (tmp_path / "x.txt").exists()
+
+
+def test_finetuning_drops_empty_transcripts_with_a_count(tmp_path, caplog):
+    from mslam.data.finetune_data import speech_examples
+    d = synthetic_data_dir(tmp_path, seconds=(0.5,) * 3, texts=["eins", " ", "drei"])
+    with caplog.at_level(logging.WARNING, logger="mslam.data"):
+        examples = speech_examples(d, "text", lambda s, u: list(s))
+    assert [e.id for e in examples] == ["u1", "u3"]
+    assert "dropped 1 of 3 utterances with an empty transcript or translation (first: u2)" in caplog.text
