@@ -1,5 +1,6 @@
 """Fbank features: agreement with Kaldi's definition (torchaudio.compliance.kaldi), dumped ark/scp
-equal to on-the-fly features, CMVN statistics, and failures that name the utterance."""
+equal to on-the-fly features (several data dirs in one set of jobs), CMVN statistics, and failures
+that name the utterance."""
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +14,8 @@ import torchaudio.compliance.kaldi as kaldi
 
 from mslam.data.audio import load_audio
 from mslam.data.features import CMVNStats, FbankConfig, fbank, load_features, num_frames
-from mslam.data.kaldi import DataDir, Utterance, read_table, write_data_dir
+from mslam.bin.compute_fbank import effective_jobs, plan_jobs
+from mslam.data.kaldi import DataDir, Utterance, read_table, subset_data_dir, write_data_dir
 
 
 def test_fbank_matches_kaldi_definition(spoken_dir):
@@ -62,35 +64,50 @@ def run_compute_fbank(*args):
 
 
 def test_dumped_features_equal_on_the_fly(spoken_dir, tmp_path):
-    out = tmp_path / "dump"
-    r = run_compute_fbank(spoken_dir, out, "--nj", 2)
+    # Two data dirs share the jobs (one job spans both); each gets its own tables and statistics.
+    ids = DataDir(spoken_dir).utt_ids
+    subset_data_dir(spoken_dir, tmp_path / "train", utt_list=ids[:3])
+    subset_data_dir(spoken_dir, tmp_path / "dev", utt_list=ids[3:])
+    r = run_compute_fbank(tmp_path / "train", tmp_path / "dump" / "train", tmp_path / "dev", tmp_path / "dump" / "dev",
+                          "--nj", 2, "--min-utts-per-job", 1, "--log-dir", tmp_path / "log")
     assert r.returncode == 0, r.stderr
-    assert "4 utterances" in r.stdout
-    dumped = DataDir(out).validate()
-    assert sorted(p.name for p in (out / "log").iterdir()) == ["fbank.1.log", "fbank.2.log"]
-    stats = CMVNStats(80)
-    for utt in dumped:
-        from_ark = load_features(utt)
-        on_the_fly = load_features(DataDir(spoken_dir).utterance(utt.id))
-        assert (from_ark - on_the_fly).abs().max() <= 1e-4
-        assert int(dumped.tables["utt2num_frames"][utt.id]) == from_ark.shape[0]
-        stats.add(on_the_fly.numpy())
-    merged = CMVNStats.load(out / "cmvn.npz")
-    assert merged.count == stats.count
-    np.testing.assert_allclose(merged.mean, stats.mean, rtol=1e-6)
-    # no per-job leftovers, no temporary files
-    assert not [p for p in out.iterdir() if ".tmp" in p.name or p.name.startswith("cmvn.")] or \
-        [p.name for p in out.iterdir() if p.name.startswith("cmvn.")] == ["cmvn.npz"]
-    assert not list(out.glob("*.tmp"))
+    assert "3 utterances -> " in r.stdout and "1 utterances -> " in r.stdout
+    assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["fbank.1.log", "fbank.2.log"]
+    for name, part in (("train", ids[:3]), ("dev", ids[3:])):
+        out = tmp_path / "dump" / name
+        dumped = DataDir(out).validate()
+        assert dumped.utt_ids == part
+        stats = CMVNStats(80)
+        for utt in dumped:
+            from_ark = load_features(utt)
+            on_the_fly = load_features(DataDir(spoken_dir).utterance(utt.id))
+            assert (from_ark - on_the_fly).abs().max() <= 1e-4
+            assert int(dumped.tables["utt2num_frames"][utt.id]) == from_ark.shape[0]
+            stats.add(on_the_fly.numpy())
+        merged = CMVNStats.load(out / "cmvn.npz")
+        assert merged.count == stats.count
+        np.testing.assert_allclose(merged.mean, stats.mean, rtol=1e-6)
+        # no per-job leftovers, no temporary files
+        assert sorted(p.name for p in out.iterdir() if p.name.startswith("cmvn")) == ["cmvn.npz"]
+        assert not [p for p in out.iterdir() if ".tmp" in p.name or p.name.endswith((".1", ".2", ".1.scp", ".2.scp"))]
+
+
+def test_jobs_are_planned_over_every_data_dir_with_a_floor_of_utterances_per_job():
+    # Two dirs of 2 utterances over 3 jobs: none repeated; a job may span two dirs.
+    assert plan_jobs([["a1", "a2"], ["b1", "b2"]], 3) == [[(0, ["a1", "a2"])], [(1, ["b1", "b2"])], []]
+    assert plan_jobs([["a1", "a2", "a3"], ["b1"]], 2) == [[(0, ["a1", "a2"])], [(0, ["a3"]), (1, ["b1"])]]
+    # a job's start-up costs seconds: a few utterances are not worth several processes
+    assert effective_jobs(1000, 4, 200) == 4 and effective_jobs(250, 4, 200) == 2 and effective_jobs(3, 4, 200) == 1
 
 
 def test_bad_audio_fails_or_is_skipped_and_counted(spoken_dir, tmp_path):
     utts = list(DataDir(spoken_dir)) + [Utterance(id="zz-bad", wav=str(tmp_path / "gone.wav"), text="x",
                                                   speaker="zz", lang="de")]
     write_data_dir(tmp_path / "data", utts)
+    # five utterances make one job (--min-utts-per-job): one process start-up per run
     r = run_compute_fbank(tmp_path / "data", tmp_path / "dump", "--nj", 2)
     assert r.returncode == 1 and "a job failed" in r.stderr
-    log = (tmp_path / "dump" / "log" / "fbank.2.log").read_text()
+    log = (tmp_path / "dump" / "log" / "fbank.1.log").read_text()
     assert "utterance 'zz-bad': audio file" in log and "not found" in log
     assert not (tmp_path / "dump" / "feats.scp").exists()
     r = run_compute_fbank(tmp_path / "data", tmp_path / "dump", "--nj", 2, "--on-error", "skip")
@@ -100,3 +117,10 @@ def test_bad_audio_fails_or_is_skipped_and_counted(spoken_dir, tmp_path):
     assert "zz-bad" not in DataDir(tmp_path / "dump").validate().utt_ids
     arr = kaldiio.load_scp(str(tmp_path / "dump" / "feats.scp"))
     assert len(arr) == 4
+
+
+def test_cmvn_statistics_load_without_torch():
+    # The feature dump's driver merges statistics: it must not pay for importing torch.
+    r = subprocess.run([sys.executable, "-c", "import sys, mslam.bin.compute_fbank; print('torch' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
