@@ -1,11 +1,12 @@
 """Markdown tables in the shape of the paper's: one row per model, the paper's columns.
 
-    st        CoVoST 2 X->En BLEU: high | mid | low | all
+    st        X->En BLEU: high | mid | low | all (paper: CoVoST 2)
     asr       average WER per test set (paper: VoxPopuli | BABEL | MLS)
-    cls       MINDS-14 intent accuracy | FLEURS LangID accuracy
+    cls       intent accuracy | LangID accuracy (paper: MINDS-14 | FLEURS)
     zeroshot  text->En BLEU per source language | all (an ST model fine-tuned on speech only)
 
-Inputs are the scores.json files `mslam.bin.score` writes; a missing figure is shown as "-".
+Inputs are the scores.json files `mslam.bin.score` writes; a missing figure is shown as "-". The
+corpus a table is about comes from the caller (a recipe's --corpus-name), never from a list here.
 """
 from __future__ import annotations
 
@@ -41,23 +42,33 @@ def baseline_score(scores: dict) -> float | None:
     return None
 
 
-def st_table(models: Mapping[str, dict]) -> str:
+def _of(corpus: str | None) -> str:
+    return f"{corpus} " if corpus else ""
+
+
+def st_table(models: Mapping[str, dict], corpus: str | None = None) -> str:
     columns = ["high", "mid", "low", "all"]
     rows = [[name, *(s["groups"].get(c) for c in columns)] for name, s in models.items()]
-    return markdown_table(["X -> English (BLEU)", *columns], rows)
+    return markdown_table([f"{_of(corpus)}X -> English (BLEU)", *columns], rows)
 
 
-def asr_table(models: Mapping[str, Mapping[str, dict]]) -> str:
+def asr_table(models: Mapping[str, Mapping[str, dict]], corpus: str | None = None) -> str:
     """models: name -> {test set name: asr scores}."""
     sets = list(dict.fromkeys(k for per_set in models.values() for k in per_set))
     rows = [[name, *(per_set[k]["average"]["wer"] if k in per_set else None for k in sets)]
             for name, per_set in models.items()]
-    return markdown_table(["Model (avg. WER %)", *sets], rows)
+    return markdown_table([f"Model ({_of(corpus)}avg. WER %)", *sets], rows)
 
 
-def cls_table(models: Mapping[str, Mapping[str, dict]], columns: Mapping[str, str] | None = None) -> str:
-    """models: name -> {"intent": scores, "langid": scores}."""
-    columns = columns or {"intent": "MINDS-14 acc.", "langid": "LangID acc."}
+CLS_TASK_NAMES = {"intent": "intent", "langid": "LangID"}
+
+
+def cls_table(models: Mapping[str, Mapping[str, dict]], columns: Mapping[str, str] | None = None,
+              corpus: str | None = None) -> str:
+    """models: name -> {"intent": scores, "langid": scores}; a column per task that some model has,
+    headed "<corpus> <task> acc." unless `columns` names them."""
+    tasks = [t for t in CLS_TASK_NAMES if any(t in per for per in models.values())] or ["intent"]
+    columns = columns or {t: f"{_of(corpus)}{CLS_TASK_NAMES[t]} acc." for t in tasks}
     rows = [[name, *(per[k]["accuracy"] if k in per else None for k in columns)] for name, per in models.items()]
     return markdown_table(["Model", *columns.values()], rows)
 

@@ -346,6 +346,8 @@ def test_paper_table_st(data_dir, tmp_path):
     assert rows[3] == ["worse", f"{(de + 100) / 2:.1f}", "-", "-", f"{(de + 100) / 2:.1f}"]
     assert len(rows) == 4
     assert set(numbers) == {"perfect", "worse"}
+    assert _rows(paper_tables.build("st", [f"perfect={perfect}"], corpus="CoVoST 2")[0])[0][0] == \
+        "CoVoST 2 X -> English (BLEU)"
 
 
 def test_paper_table_asr(data_dir, tmp_path):
@@ -359,6 +361,8 @@ def test_paper_table_asr(data_dir, tmp_path):
     assert rows[2] == ["m1", "0.0", "12.5"]
     assert rows[3] == ["m2", "8.3", "-"]
     assert set(numbers) == {"m1", "m2"} and set(numbers["m1"]) == {"VoxPopuli", "MLS"}
+    assert _rows(paper_tables.build("asr", [f"m1:test={vox}"], corpus="VoxPopuli")[0])[0] == \
+        ["Model (VoxPopuli avg. WER %)", "test"]
 
 
 def test_paper_table_cls(data_dir, tmp_path):
@@ -370,9 +374,12 @@ def test_paper_table_cls(data_dir, tmp_path):
     # without ":COLUMN" the column is the scores' task
     table, _ = paper_tables.build("cls", [f"m1:intent={a}", f"m1:langid={b}", f"m2={c}"])
     rows = _rows(table)
-    assert rows[0] == ["Model", "MINDS-14 acc.", "LangID acc."]
+    assert rows[0] == ["Model", "intent acc.", "LangID acc."]
     assert rows[2] == ["m1", "75.0", "75.0"]
     assert rows[3] == ["m2", "100.0", "-"]
+    # the corpus is the recipe's, and only the tasks scored get a column
+    table, _ = paper_tables.build("cls", [f"tiny={c}"], corpus="digits")
+    assert _rows(table)[0] == ["Model", "digits intent acc."]
 
 
 def test_paper_table_zeroshot(data_dir, tmp_path):
