@@ -7,7 +7,9 @@
     python -m mslam.bin.download --base-url /data/mirror/voxpopuli --out DIR --list files.txt   # local mirror
 
 Each PATH is fetched from `<base-url>/<PATH>` into `<out>/<PATH>` (via `<out>/<PATH>.part`, continued by a
-rerun); files already there (and matching their sha256) are skipped. Ends with
+rerun). Files already there are verified and skipped when whole: against their sha256 where the checksums
+file lists one, otherwise their size against the source's and, for tar, zip and gzip files, a check that
+the archive reads to its end; cut-short or damaged ones are fetched again. Ends with
 `N fetched, M already present, X MiB` (X: the size of the fetched files).
 """
 from __future__ import annotations

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--root", type=Path, required=True, help="the download (laid out as the download base)")
     r.add_argument("--out", type=Path, required=True, help="where the data dirs go")
     r.add_argument("--what", choices=WHATS, required=True)
-    r.add_argument("--nj", type=int, default=1, help="archives extracted, recordings checked and utterances joined at once")
+    r.add_argument("--nj", type=int, default=1,
+                   help="archives extracted, recordings checked and utterances joined at once")
     r.add_argument("--no-progress", action="store_true")
     for s in (f, r):
         s.add_argument("--langs", type=split_list,

@@ -6,9 +6,13 @@ A file `<base>/<path>` (https, http, file:// or a plain local directory) is fetc
   `Range: bytes=N-` request, a seek for local files). A server that answers 200 instead of 206 ignored the
   Range: the .part is started over.
 - the complete .part is verified (its sha256 when the checksums file lists it, otherwise its size against
-  Content-Length) and renamed to the final name, so a file at its final name is always complete.
-- a file already at its final name (and matching its sha256 when one is known) is skipped: a rerun of a
-  finished download fetches nothing.
+  Content-Length and, for tar, zip and gzip files, a readable-archive check: mslam.data.archives) and
+  renamed to the final name, so a file at its final name is always complete.
+- a file already at its final name is verified the same way (without a listed sha256: its size against
+  the source's, from a HEAD request or the local file, and the archive check) and skipped when whole;
+  a cut-short or damaged one is fetched again, the old copy replaced only once the new one verifies.
+  An archive that passed its check gets a stamp `.<name>.verified` (size and time), so reruns do not
+  read it again.
 - transient failures (connection reset, timeout, HTTP 5xx, incomplete read) are retried with a short
   backoff, resuming each time; 4xx and missing local files fail at once with a DownloadError naming the URL.
 """
@@ -28,6 +32,8 @@ from typing import BinaryIO, Iterable
 from urllib.parse import quote, urlsplit
 
 from tqdm import tqdm
+
+from mslam.data.archives import archive_problem, is_checked
 
 log = logging.getLogger("mslam.data")
 
@@ -93,38 +99,95 @@ def join_url(base_url: str | os.PathLike, rel: str) -> str:
 
 def download_file(url: str | os.PathLike, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 3,
                   progress: bool = True, backoff: float = 1.0, timeout: float = 60.0) -> bool:
-    """Fetch `url` into `dest` (resuming `dest.part`); True if it fetched, False if `dest` was already there."""
+    """Fetch `url` into `dest` (resuming `dest.part`); True if it fetched, False if `dest` was already there
+    and whole."""
     url, dest = source_url(url), Path(dest)
     sha256 = sha256.lower() if sha256 else None
     if dest.is_dir():
         raise DownloadError(f"{dest}: is a directory; expected a file path under the URL base")
+    part = dest.with_name(dest.name + ".part")
     if dest.exists():
-        if sha256 is None:
-            log.info("%s: already present", dest)
-            return False
-        if _sha256_of(dest) == sha256:
-            log.info("%s: already present, sha256 verified", dest)
+        problem = _present_problem(url, dest, sha256, timeout)
+        if problem is None:
+            log.info("%s: already present%s", dest, ", sha256 verified" if sha256 else "")
             return False
         # Replaced only once a verified copy is fetched (os.replace below): nothing is lost on failure.
-        log.warning("%s: present but does not match its sha256 %s; fetching it again", dest, sha256)
-    part = dest.with_name(dest.name + ".part")
+        log.warning("%s: present but %s; fetching it again", dest, problem)
+        part.unlink(missing_ok=True)   # its bytes may belong to the damaged copy
     dest.parent.mkdir(parents=True, exist_ok=True)
     fetch = dict(retries=retries, progress=progress, backoff=backoff, timeout=timeout, desc=dest.name)
     spliced = _fetch(url, part, **fetch)
-    got = _sha256_of(part) if sha256 else None
-    if got != sha256 and spliced:
+    problem = _fetched_problem(part, sha256)
+    if problem and spliced:
         # The bytes kept from an earlier attempt may belong to another version of the file.
-        log.warning("%s: sha256 mismatch after resuming a partial download; fetching it again from scratch", dest)
+        log.warning("%s: %s after resuming a partial download; fetching it again from scratch", dest, problem)
         part.unlink()
         _fetch(url, part, **fetch)
-        got = _sha256_of(part)
-    if got != sha256:
+        problem = _fetched_problem(part, sha256)
+    if problem:
         part.unlink()
-        raise DownloadError(f"{dest}: sha256 mismatch: expected {sha256}, got {got} (from {url}); the downloaded "
-                            "copy was deleted. The source may hold another version of the file: check the "
-                            "checksums file or the URL base")
+        raise DownloadError(f"{dest}: {problem} (from {url}); the downloaded copy was deleted. The source may "
+                            "hold another version of the file or a damaged one: check the checksums file or "
+                            "the URL base")
     os.replace(part, dest)
+    _stamp_verified(dest, sha256)
     return True
+
+
+def _fetched_problem(part: Path, sha256: str | None) -> str | None:
+    """What is wrong with a complete .part: its sha256 when one is known, else the archive check."""
+    if sha256:
+        got = _sha256_of(part)
+        return None if got == sha256 else f"sha256 mismatch: expected {sha256}, got {got}"
+    return archive_problem(part, name=part.name.removesuffix(".part"))
+
+
+def _present_problem(url: str, dest: Path, sha256: str | None, timeout: float) -> str | None:
+    """What is wrong with a file already at its final name (None: whole, as far as can be told)."""
+    if sha256:
+        got = _sha256_of(dest)
+        return None if got == sha256 else f"does not match its sha256 {sha256}"
+    size, expected = dest.stat().st_size, _source_size(url, timeout)
+    if expected is not None and size != expected:
+        return f"its size {size} differs from the source's {expected} bytes"
+    if _verified(dest):
+        return None
+    problem = archive_problem(dest)
+    if problem is None:
+        _stamp_verified(dest, sha256)
+    return problem
+
+
+def _stamp_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.verified")
+
+
+def _stamp_verified(dest: Path, sha256: str | None) -> None:
+    """Remember that an archive passed its check (with a sha256 there is nothing to remember)."""
+    if sha256 is None and is_checked(dest):
+        stat = dest.stat()
+        _stamp_path(dest).write_text(f"{stat.st_size} {stat.st_mtime_ns}\n", encoding="utf-8")
+
+
+def _verified(dest: Path) -> bool:
+    stamp = _stamp_path(dest)
+    stat = dest.stat()
+    return stamp.is_file() and stamp.read_text(encoding="utf-8").split() == [str(stat.st_size), str(stat.st_mtime_ns)]
+
+
+def _source_size(url: str, timeout: float) -> int | None:
+    """The size of the source's file: the local file's, or Content-Length of a HEAD request (None when
+    the source does not say, is gone or cannot be reached: the other checks still apply)."""
+    if urlsplit(url).scheme == "file":
+        path = Path(urllib.request.url2pathname(urlsplit(url).path))
+        return path.stat().st_size if path.is_file() else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+    except (*TRANSIENT, OSError) as e:
+        log.info("%s: no size from the source (%s); the copy here is checked without it", url, _describe(e))
+        return None
+    return int(length) if length and length.isdigit() else None
 
 
 def download_all(base_url: str | os.PathLike, paths: Iterable[str], out_dir: str | os.PathLike, *,

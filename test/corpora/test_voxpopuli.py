@@ -357,3 +357,26 @@ def test_a_language_left_without_utterances_is_an_error(tmp_path, capsys):
     rc, _, err = run(capsys, "prepare", "--root", str(root), "--out", str(tmp_path / "out"), "--what", "asr",
                      "--langs", "de,fr", "--years", "2019", "--no-progress")
     assert rc == 1 and "no asr utterances left of language(s) de (kept 0" in err and "empty transcript 3" in err
+
+
+def test_an_archive_cut_between_members_is_named_then_fetched_again_by_the_download_stage(fixture_tree, tmp_path,
+                                                                                          capsys):
+    """A tar cut at a member boundary extracts without an error, less its later members; the download
+    stage then had nothing to do (the file was present). Now extraction names it and says what to run,
+    and the download stage sees it differs from the source and fetches it again."""
+    import tarfile
+
+    from mslam.data.download import download_all
+    root = download(fixture_tree, tmp_path)
+    tar = root / "audios/original_2020.tar"
+    with tarfile.open(tar) as t:
+        [ogg] = [m for m in t if m.isfile()]
+    tar.write_bytes(tar.read_bytes()[:ogg.offset])   # the folders only: the session's audio is gone
+    message = fails(capsys, root, tmp_path / "out", "asr")
+    assert f"{tar}: cannot extract (no end-of-archive block after the last member" in message
+    assert f"delete {tar} and run the recipe's download stage (./run.sh --stage 1 --stop-stage 1" in message
+
+    files = [f"audios/original_{year}.tar" for year in YEARS.split(",")]
+    assert download_all(fixture_tree / "voxpopuli", files, root, progress=False)["fetched"] == 1
+    prepare(capsys, root, tmp_path / "out", "asr", "--langs", LANGS)
+    assert len(DataDir(tmp_path / "out" / "test").validate()) == 3

@@ -1,9 +1,12 @@
 """The resumable, checksummed download tool: file:// and a local HTTP server on 127.0.0.1, no network."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 import re
+import tarfile
 import subprocess
 import sys
 import threading
@@ -16,10 +19,23 @@ import pytest
 from mslam.data.download import DownloadError, download_all, download_file, read_checksums
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def tar_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# Real archives: files without a listed sha256 are checked as archives (mslam.data.archives).
 FILES = {
-    "audios/de_2019.tar": os.urandom(300_000),
-    "audios/fr 2020.tar": os.urandom(70_000),        # a space: quoted in the URL
-    "asr_de.tsv.gz": b"id\ttext\nu1\thallo\n",
+    "audios/de_2019.tar": tar_of({f"de/2019/{i}.ogg": os.urandom(100_000) for i in range(3)}),
+    "audios/fr 2020.tar": tar_of({"fr/2020/a.ogg": os.urandom(60_000)}),   # a space: quoted in the URL
+    "asr_de.tsv.gz": gzip.compress(b"id\ttext\nu1\thallo\n"),
 }
 
 
@@ -83,14 +99,15 @@ def test_cli_reads_a_list_from_stdin_with_a_plain_directory_as_base_and_prints_a
 
 def test_a_half_part_is_completed_without_reading_its_first_half_again(tmp_path):
     # The .part's first half differs from the source's: the result keeps it only if it is not re-fetched.
-    data = FILES["audios/de_2019.tar"]
-    src = make_source(tmp_path / "mirror", {"a.tar": data})
+    # (Not an archive: a tar spliced like this would fail its check and be fetched again whole.)
+    data = os.urandom(300_000)
+    src = make_source(tmp_path / "mirror", {"a.bin": data})
     kept = bytes(b ^ 0xFF for b in data[:len(data) // 2])
     (tmp_path / "out").mkdir()
-    (tmp_path / "out/a.tar.part").write_bytes(kept)
-    assert download_file((src / "a.tar").as_uri(), tmp_path / "out/a.tar", progress=False)
-    assert (tmp_path / "out/a.tar").read_bytes() == kept + data[len(kept):]
-    assert not (tmp_path / "out/a.tar.part").exists()
+    (tmp_path / "out/a.bin.part").write_bytes(kept)
+    assert download_file((src / "a.bin").as_uri(), tmp_path / "out/a.bin", progress=False)
+    assert (tmp_path / "out/a.bin").read_bytes() == kept + data[len(kept):]
+    assert not (tmp_path / "out/a.bin.part").exists()
 
 
 def test_a_resumed_part_that_gives_a_bad_file_is_fetched_again_from_scratch(tmp_path, caplog):
@@ -104,14 +121,14 @@ def test_a_resumed_part_that_gives_a_bad_file_is_fetched_again_from_scratch(tmp_
 
 
 def test_a_checksum_mismatch_deletes_the_file_and_names_file_expected_got_and_url(tmp_path):
-    src = make_source(tmp_path / "mirror", {"asr_de.tsv.gz": b"another version\n"})
+    src = make_source(tmp_path / "mirror", {"asr_de.tsv.gz": gzip.compress(b"another version\n")})
     sums = write_checksums(tmp_path / "SHA256SUMS", {"asr_de.tsv.gz": FILES["asr_de.tsv.gz"]})
     out = tmp_path / "out"
     r = run_cli("--base-url", src.as_uri(), "--out", str(out), "--checksums", str(sums), "asr_de.tsv.gz")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     message = r.stderr.strip().splitlines()[-1]
     assert message.startswith(f"download: {out / 'asr_de.tsv.gz'}: sha256 mismatch")
-    assert sha(FILES["asr_de.tsv.gz"]) in message and sha(b"another version\n") in message
+    assert sha(FILES["asr_de.tsv.gz"]) in message and sha(gzip.compress(b"another version\n")) in message
     assert (src / "asr_de.tsv.gz").as_uri() in message
     assert not (out / "asr_de.tsv.gz").exists() and not (out / "asr_de.tsv.gz.part").exists()
 
@@ -147,6 +164,45 @@ def test_a_malformed_checksums_line_is_named(tmp_path):
     sums.write_text(f"{sha(b'x')}  a.tar\nnot-a-hash  b.tar\n")
     with pytest.raises(DownloadError, match=r"SHA256SUMS:2: expected '<sha256 hex>  <relative path>'"):
         read_checksums(sums)
+
+
+# --- files already there, without checksums -----------------------------------------------------------------
+
+def test_a_present_archive_cut_short_is_fetched_again_without_checksums(tmp_path, caplog):
+    rel = "audios/de_2019.tar"
+    src = make_source(tmp_path / "mirror")
+    out = tmp_path / "out"
+    (out / "audios").mkdir(parents=True)
+    (out / rel).write_bytes(FILES[rel][:100_000 * 2])   # cut inside the last member: its size gives it away
+    assert download_all(src, [rel, "asr_de.tsv.gz"], out, progress=False) == \
+        {"fetched": 2, "present": 0, "bytes": len(FILES[rel]) + len(FILES["asr_de.tsv.gz"])}
+    assert f"its size 200000 differs from the source's {len(FILES[rel])} bytes; fetching it again" in caplog.text
+    assert_tree(out, {rel: FILES[rel]})
+    # Verified once: a rerun leaves it alone, even with the source gone.
+    (src / rel).unlink()
+    assert download_all(src, [rel], out, progress=False)["present"] == 1
+    assert (out / "audios/.de_2019.tar.verified").is_file()
+
+
+def test_a_present_archive_cut_between_members_is_found_by_reading_it(server, tmp_path, caplog):
+    """The test server answers HEAD with 501: no size to compare, so the archive itself is checked."""
+    rel = "audios/de_2019.tar"
+    with tarfile.open(fileobj=io.BytesIO(FILES[rel])) as tar:
+        last = tar.getmembers()[-1]
+    (tmp_path / "out/audios").mkdir(parents=True)
+    (tmp_path / "out" / rel).write_bytes(FILES[rel][:last.offset])   # two whole members, then nothing
+    assert download_all(server.url, [rel], tmp_path / "out", progress=False, backoff=0)["fetched"] == 1
+    assert "no end-of-archive block after the last member" in caplog.text
+    assert_tree(tmp_path / "out", {rel: FILES[rel]})
+
+
+def test_a_source_serving_a_broken_archive_is_a_clear_error(tmp_path):
+    src = make_source(tmp_path / "mirror", {"asr_de.tsv.gz": FILES["asr_de.tsv.gz"][:-6]})
+    r = run_cli("--base-url", str(src), "--out", str(tmp_path / "out"), "asr_de.tsv.gz")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    message = r.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"download: {tmp_path / 'out/asr_de.tsv.gz'}: not a readable gzip archive")
+    assert "the downloaded copy was deleted" in message and not list((tmp_path / "out").iterdir())
 
 
 # --- HTTP against a local server -----------------------------------------------------------------------------
@@ -213,7 +269,7 @@ def test_http_dropped_connection_is_retried_and_resumed_with_range(server, tmp_p
     assert fetch(server, tmp_path, [rel])["fetched"] == 1
     assert server.requests == [(f"base/{rel}", None), (f"base/{rel}", f"bytes={k}-")]
     assert sha((tmp_path / "out" / rel).read_bytes()) == sha(FILES[rel])
-    assert "incomplete read: 123457 of 300000 bytes; retrying" in caplog.text
+    assert f"incomplete read: 123457 of {len(FILES[rel])} bytes; retrying" in caplog.text
 
 
 def test_http_server_ignoring_range_still_gives_the_right_file(server, tmp_path):

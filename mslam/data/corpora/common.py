@@ -22,6 +22,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# ---- what to tell the user -----------------------------------------------------------------
+
+# The stage that fetches what is missing and, since it checks the files already there, what is damaged.
+DOWNLOAD_STAGE = "the recipe's download stage (./run.sh --stage 1 --stop-stage 1, with the same --langs)"
+
+
 # ---- language codes ------------------------------------------------------------------------
 
 def split_list(spec: str) -> list[str]:

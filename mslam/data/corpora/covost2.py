@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
-from mslam.data.corpora.common import (archive_errors, build_data_dir, check_codes, extraction_folder,
+from mslam.data.corpora.common import (DOWNLOAD_STAGE, archive_errors, build_data_dir, check_codes, extraction_folder,
                                        map_in_threads, replace_dir)
 from mslam.data.kaldi import DataDirError, Utterance, atomic_write_bytes, atomic_write_text
 
@@ -60,8 +60,8 @@ COVOST_COLUMNS = ("path", "translation", "split")        # used from covost_v2.<
 STAMP = ".prepare_covost2.json"
 STAMP_FORMAT = 1   # bump when the output changes for the same inputs
 
-DOWNLOAD_HINT = ("run the recipe's download stage, or point COMMONVOICE / COVOST2 in db.sh at a complete copy")
-DAMAGED_HINT = "if the download is incomplete, delete it and run the recipe's download stage again"
+DOWNLOAD_HINT = f"run {DOWNLOAD_STAGE}, or point COMMONVOICE / COVOST2 in db.sh at a complete copy"
+DAMAGED_HINT = f"if the download is incomplete, delete it and run {DOWNLOAD_STAGE} again"
 
 
 def check_langs(langs: Iterable[str] | None) -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mslam.data.corpora import common
-from mslam.data.corpora.common import build_data_dir, extraction_folder, install_dir, map_in_threads
+from mslam.data.corpora.common import DOWNLOAD_STAGE, build_data_dir, extraction_folder, install_dir, map_in_threads
 from mslam.data.kaldi import DataDirError, Utterance
 
 log = logging.getLogger("mslam.data")
@@ -45,7 +45,7 @@ SPLITS = ("train", "dev", "test")
 # ASSUMPTION: the 5th column (unused here) spells the transcription character by character.
 TSV_COLUMNS = ("id", "file_name", "raw_transcription", "transcription", "chars", "num_samples", "gender")
 
-GET_IT = "run the recipe's download stage, or point FLEURS in db.sh at a complete copy"
+GET_IT = f"run {DOWNLOAD_STAGE}, or point FLEURS in db.sh at a complete copy"
 DAMAGED = f"the download is incomplete or corrupt: delete it and {GET_IT}"
 
 

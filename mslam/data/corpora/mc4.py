@@ -54,7 +54,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from mslam.data.corpora.common import check_codes
+from mslam.data.corpora.common import DOWNLOAD_STAGE, check_codes
 from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.scripts import min_chars_scale
 from mslam.data.tokenizer import normalize_text
@@ -65,7 +65,7 @@ SHARD_DIR = "multilingual"
 SPLITS = {"train": "", "dev": "-validation"}   # output split -> suffix of the mC4 split in file names
 STATS = "stats.json"
 RULES_VERSION = 2   # bump when the cleaning rules change: languages made with older rules are redone
-REDOWNLOAD = "delete it and rerun the recipe's download stage, or point MC4 in db.sh at a complete copy"
+REDOWNLOAD = f"delete it and rerun {DOWNLOAD_STAGE}, or point MC4 in db.sh at a complete copy"
 
 # Step 2 of the cleaning rules. After NFKC, fullwidth ！？ are ASCII and … is "...".
 _SPACED_ENDS = ".!?\u061f\u06d4\u0589\u0964\u0965\u1362\u1367\u104b"   # ؟ ۔ ։ । ॥ ። ፧ ။
@@ -266,7 +266,8 @@ def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen: se
 
 
 def summary_line(split: str, stats: dict) -> str:
-    """`train: kept 3 of 4 documents, 5 sentences (258 chars); dropped 2 short < 20 (31 chars), 1 duplicate (24 chars)`."""
+    """`train: kept 3 of 4 documents, 5 sentences (258 chars); dropped 2 short < 20 (31 chars), 1 duplicate
+    (24 chars)` (on one line)."""
     dropped, chars = stats["dropped"], stats["dropped_characters"]
     return (f"{split}: kept {stats['documents_kept']} of {stats['documents']} documents, {stats['sentences']} "
             f"sentences ({stats['characters']} chars); dropped {dropped['short']} short < {stats['min_chars']} "

@@ -37,7 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mslam.data.corpora import common
-from mslam.data.corpora.common import build_data_dir, extraction_folder, install_dir
+from mslam.data.corpora.common import DOWNLOAD_STAGE, build_data_dir, extraction_folder, install_dir
 from mslam.data.kaldi import DataDirError, Utterance
 
 log = logging.getLogger("mslam.data")
@@ -56,7 +56,7 @@ SPLITS = ("train", "dev", "test")
 # confirmed names; the third column (the English translation) is named text_translated in the fixture.
 CSV_COLUMNS = 4   # filepath, text_asr, English translation, intent
 
-GET_IT = "run the recipe's download stage, or point MINDS14 in db.sh at a complete copy"
+GET_IT = f"run {DOWNLOAD_STAGE}, or point MINDS14 in db.sh at a complete copy"
 DAMAGED = f"the download is incomplete or corrupt: delete it and {GET_IT}"
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from mslam.data.archives import archive_problem
 from mslam.data.audio import AudioError
 from mslam.data.corpora.common import build_data_dir, check_codes, extraction_folder, map_in_threads, replace_dir
 from mslam.data.kaldi import DataDirError, Segment, Utterance, atomic_write_text, read_table
@@ -65,7 +66,15 @@ UNLABELLED_COLUMNS = ("event_id", "segment_no", "start", "end")
 ASR_COLUMNS = ("id_", "session_id", "speaker_id", "normed_text", "vad", "split", "gender")
 RAW_AUDIOS = "raw_audios"
 JOINED_AUDIO = "joined_audio"   # under <out>: utterances of several VAD pieces
-FIX_DOWNLOAD = "run the recipe's download stage, or point VOXPOPULI in db.sh at a complete copy"
+RERUN_DOWNLOAD = ("the recipe's download stage (./run.sh --stage 1 --stop-stage 1, with the same --langs and "
+                  "--local-opts)")
+FIX_DOWNLOAD = f"run {RERUN_DOWNLOAD}, or point VOXPOPULI in db.sh at a complete copy"
+
+
+def refetch(*paths: Path) -> str:
+    """What to run about downloaded files that are there but damaged or incomplete."""
+    return (f"delete {' '.join(map(str, paths))} and run {RERUN_DOWNLOAD} again, then this stage (with VOXPOPULI "
+            "in db.sh pointing at a copy: repair the copy)")
 
 
 # ---- the selection and its files -----------------------------------------------------------
@@ -137,11 +146,11 @@ def read_manifest(path: Path, delimiter: str, needed: tuple[str, ...],
                 lineno = reader.line_num
                 if len(row) != len(header):
                     raise DataDirError(f"{path}:{lineno}: {len(row)} field(s), expected {len(header)} "
-                                       f"({delimiter.join(header)}); the table is damaged: {FIX_DOWNLOAD}")
+                                       f"({delimiter.join(header)}); the table is damaged: {refetch(path)}")
                 yield lineno, dict(zip(header, row))
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as e:
         raise DataDirError(f"{path}: cannot read ({e}); the download is damaged or cut short: "
-                           f"{FIX_DOWNLOAD}") from None
+                           f"{refetch(path)}") from None
 
 
 def _seconds(value: str, where: str, what: str) -> float:
@@ -164,14 +173,29 @@ def _year_of(key: str, where: str, column: str) -> str:
 @dataclass
 class Recording:
     """A recording the utterances use, with what an error about it needs to say."""
-    path: Path
-    archive: str                 # where the download holds it
+    path: Path                   # <root>/raw_audios/<lang>/<year>/<name>.ogg
+    archives: tuple[str, ...]    # the archive(s) under <root> that hold it
     last_start: float = 0.0      # the latest segment start, and the row that has it
     last_row: str = ""
 
     def use(self, start: float, where: str) -> None:
         if start >= self.last_start:
             self.last_start, self.last_row = start, where
+
+    def fix_missing(self) -> str:
+        root = self.path.parents[3]
+        absent = [a for a in self.archives if not (root / a).is_file()]
+        if absent:
+            return f"it comes in {' or '.join(self.archives)} ({', '.join(absent)} not downloaded): {FIX_DOWNLOAD}"
+        # Extracted, yet without this file: the archive is incomplete or of another release.
+        present = [root / a for a in self.archives]
+        return f"{' and '.join(map(str, present))} did not hold it when extracted: {refetch(*present)}"
+
+    def fix_damaged(self) -> str:
+        raw, root = self.path.parents[2], self.path.parents[3]
+        stamps = " ".join(str(_stamp(raw, Path(a))) for a in self.archives)
+        return (f"to extract it again, delete {stamps} and rerun this stage; if the archive holds it damaged too, "
+                f"{refetch(*(root / a for a in self.archives))}")
 
 
 @dataclass
@@ -229,8 +253,8 @@ def unlabelled_utterances(table: Path, raw: Path, langs: list[str], years: list[
             raise DataDirError(f"{where}: segment {segment_no} of event '{event}' is also on line {first_line[utt]}")
         first_line[utt] = lineno
         if event not in recordings:
-            archive = f"audios/{lang}_{year}.tar" + (f" or audios/{lang}_{year}_2.tar" if v2 else "")
-            recordings[event] = Recording(raw / lang / year / f"{event}.ogg", archive)
+            archives = (f"audios/{lang}_{year}.tar",) + ((f"audios/{lang}_{year}_2.tar",) if v2 else ())
+            recordings[event] = Recording(raw / lang / year / f"{event}.ogg", archives)
         recordings[event].use(start, where)
         utts.append(Utterance(id=utt, wav=str(recordings[event].path), segment=Segment(event, start, end),
                               speaker=event, lang=lang))
@@ -267,7 +291,7 @@ def vad_pieces(value: str, where: str) -> list[tuple[float, float]]:
 class Join:
     """An utterance made of several pieces of a session recording, written to its own file."""
     utt: Utterance          # its wav is the file to write; its segment is set once the file is written
-    source: Path
+    source: Recording
     pieces: list[tuple[float, float]]
     where: str              # the manifest row
 
@@ -308,7 +332,7 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
             continue
         rec = f"{session}_original"
         if rec not in recordings:
-            recordings[rec] = Recording(raw / "original" / year / f"{rec}.ogg", f"audios/original_{year}.tar")
+            recordings[rec] = Recording(raw / "original" / year / f"{rec}.ogg", (f"audios/original_{year}.tar",))
         recordings[rec].use(pieces[-1][0], where)
         # ASSUMPTION: an empty gender is written as `unknown` (a Kaldi table needs a value).
         gender = "_".join(row["gender"].split()) or "unknown"
@@ -316,7 +340,7 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
                               text=text, speaker=speaker, lang=lang)
         if len(pieces) > 1:
             utterance.wav = str(joined / lang / year / f"{utt}.flac")
-            joins.append(Join(utterance, recordings[rec].path, pieces, where))
+            joins.append(Join(utterance, recordings[rec], pieces, where))
             tally.joined += 1
         by_split[row["split"]].append((utterance, gender))
         tally.kept[row["split"]] += 1
@@ -328,19 +352,33 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
 # ---- audio ---------------------------------------------------------------------------------
 
 def _stamp(raw: Path, archive: Path) -> Path:
-    """Written after a complete extraction; it holds the archive's size, so a new download is extracted again."""
+    """Written after a complete extraction; it holds the archive's size and time, so a new download (a fetch
+    again after damage) is extracted again."""
     return raw / f".{archive.name}.extracted"
+
+
+def _stamp_text(archive: Path) -> str:
+    stat = archive.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
 
 
 def _extracted(raw: Path, archive: Path) -> bool:
     stamp = _stamp(raw, archive)
-    return stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == str(archive.stat().st_size)
+    if not stamp.is_file():
+        return False
+    written = stamp.read_text(encoding="utf-8").split()
+    # A stamp of an older version holds the size alone: taken as is rather than extracting again.
+    return len(written) in (1, 2) and written == _stamp_text(archive).split()[:len(written)]
 
 
 def extract_one(archive: Path, raw: Path, bar: tqdm) -> None:
     """Extract into a temporary folder, move the files into place, then write the stamp: a killed
-    extraction leaves no stamp and is redone whole."""
-    hint = f"the archive is damaged or cut short: {FIX_DOWNLOAD}"
+    extraction leaves no stamp and is redone whole. An archive cut short between two members would
+    extract without an error, less its later members: it is checked whole first."""
+    problem = archive_problem(archive)
+    if problem:
+        raise DataDirError(f"{archive}: cannot extract ({problem}); {refetch(archive)}")
+    hint = f"the archive is damaged or cut short: {refetch(archive)}"
     with extraction_folder(archive, raw / f".{archive.name}.tmp", hint) as tmp, tarfile.open(archive) as tar:
         done = 0
         for member in tar:
@@ -355,7 +393,7 @@ def extract_one(archive: Path, raw: Path, bar: tqdm) -> None:
             dst = raw / src.relative_to(tmp)
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-    atomic_write_text(_stamp(raw, archive), f"{archive.stat().st_size}\n")
+    atomic_write_text(_stamp(raw, archive), _stamp_text(archive) + "\n")
     shutil.rmtree(tmp)
 
 
@@ -377,20 +415,18 @@ def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) 
     """Every recording exists, its header reads, and no segment starts past its end."""
     for rec_id, rec in recordings.items():
         if not rec.path.is_file():
-            raise DataDirError(f"{rec.path}: audio of '{rec_id}' not found (used from {rec.last_row}); it comes in "
-                               f"{rec.archive}: {FIX_DOWNLOAD}")
+            raise DataDirError(f"{rec.path}: audio of '{rec_id}' not found (used from {rec.last_row}); "
+                               f"{rec.fix_missing()}")
 
     def check(item: tuple[str, Recording]) -> None:
         rec_id, rec = item
         try:
             duration = soundfile.info(str(rec.path)).duration
         except (soundfile.LibsndfileError, RuntimeError) as e:
-            raise AudioError(f"{rec.path}: cannot read the audio of '{rec_id}' ({e}); to extract {rec.archive} "
-                             f"again, remove its stamp (.<archive>.extracted) in {rec.path.parents[2]} and rerun; "
-                             f"or {FIX_DOWNLOAD}") from None
+            raise AudioError(f"{rec.path}: cannot read the audio of '{rec_id}' ({e}); {rec.fix_damaged()}") from None
         if rec.last_start >= duration:
             raise DataDirError(f"{rec.last_row}: segment starts at {rec.last_start} s but {rec.path} lasts only "
-                               f"{duration:.2f} s; the audio is cut short: {FIX_DOWNLOAD}")
+                               f"{duration:.2f} s; the audio is cut short: {rec.fix_damaged()}")
 
     with tqdm(total=len(recordings), desc="check audio", unit=" recordings", disable=not progress) as bar:
         map_in_threads(check, recordings.items(), nj, bar)
@@ -399,7 +435,7 @@ def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) 
 def join_pieces(join: Join) -> None:
     """Write the utterance's pieces, joined end to end, to its FLAC file (kept when an earlier run wrote
     it whole: it is renamed into place only once complete), and make its segment that whole file."""
-    source, dest = str(join.source), Path(join.utt.wav)
+    source, dest = str(join.source.path), Path(join.utt.wav)
     try:
         info = soundfile.info(source)
         bounds = [(round(s * info.samplerate), min(round(e * info.samplerate), info.frames)) for s, e in join.pieces]
@@ -410,7 +446,7 @@ def join_pieces(join: Join) -> None:
             _write_flac(dest, np.concatenate(parts), info.samplerate)
     except (soundfile.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{join.where}: cannot join the VAD pieces of '{join.utt.id}' from {source} ({e}); "
-                         f"{FIX_DOWNLOAD}") from None
+                         f"{join.source.fix_damaged()}") from None
     # Whole milliseconds, rounded up: the cut then ends at the file's last sample, not before it.
     join.utt.segment = Segment(join.utt.id, 0.0, math.ceil(frames / info.samplerate * 1000) / 1000)
 
