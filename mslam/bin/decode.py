@@ -32,6 +32,9 @@ from mslam.train.checkpoint import CheckpointError
 def decode(exp_dir, data, out_dir, *, checkpoint=None, text_input=False, method=None, beam=None,
            length_penalty=None, batch_frames=None, device="cpu", progress=True) -> Path:
     t0 = time.time()
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no usable GPU; use --device cpu "
+                          "(in a recipe: --ngpu auto, which uses the GPUs there are, or --ngpu 0)")
     run = load_finetuned(exp_dir, checkpoint, device)
     cfg, dec = run.cfg, run.cfg.decode
     dec.method = method or dec.method
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam", type=int)
     p.add_argument("--length-penalty", type=float, help="alpha of ((5+|y|)/6)^alpha (translation)")
     p.add_argument("--batch-frames", type=int, help="padded frames per batch (default: the training budget)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

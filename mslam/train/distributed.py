@@ -37,7 +37,8 @@ def init_distributed(device: str = "auto") -> DistEnv:
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda and torch.cuda.device_count() <= local:
         raise ConfigError(f"trainer.device: cuda asks for GPU {local}, but this machine has "
-                          f"{torch.cuda.device_count()} usable GPU(s); use trainer.device=cpu or auto")
+                          f"{torch.cuda.device_count()} usable GPU(s); use trainer.device=cpu or auto "
+                          f"(in a recipe: --ngpu auto, which uses the GPUs there are, or --ngpu 0)")
     dev = torch.device("cuda", local) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)

@@ -225,3 +225,12 @@ def test_model_from_takes_the_pretraining_model_and_model_overrides_apply_on_top
     assert cfg.model.frontend.subsampling == 2 and cfg.model.encoder.dropout == 0.0
     assert cfg.model.encoder.d_model == mini.encoder.d_model and cfg.model.vocab_size == mini.vocab_size
     assert build_finetune_model(cfg, 14).encoder.speech_frontend.subsampling == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without GPUs")
+def test_asking_for_a_gpu_the_machine_lacks_names_the_recipe_flag(tmp_path):
+    from mslam.train.distributed import init_distributed
+    with pytest.raises(ConfigError, match=r"trainer.device=cpu or auto \(in a recipe: --ngpu auto"):
+        init_distributed("cuda")
+    with pytest.raises(ConfigError, match=r"--device cpu \(in a recipe: --ngpu auto"):
+        decode(tmp_path, tmp_path, tmp_path / "out", device="cuda")
