@@ -124,3 +124,19 @@ def test_cmvn_statistics_load_without_torch():
     r = subprocess.run([sys.executable, "-c", "import sys, mslam.bin.compute_fbank; print('torch' in sys.modules)"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_audio_at_another_rate_is_named_when_features_are_dumped(tmp_path):
+    from mslam.bin.compute_fbank import FEATURE_RATE, resampling_note
+    assert FEATURE_RATE == FbankConfig().sample_rate
+    import soundfile
+    utts = []
+    for i, rate in enumerate((8000, 8000, 16000)):
+        soundfile.write(tmp_path / f"u{i}.wav", np.zeros(rate // 2, dtype=np.float32), rate)
+        utts.append(Utterance(id=f"u{i}", wav=str(tmp_path / f"u{i}.wav"), speaker="s"))
+    write_data_dir(tmp_path / "data", utts)
+    assert resampling_note(tmp_path / "data") == (
+        f"note: {tmp_path / 'data'}: audio at 8000 Hz (2 of the 3 files checked) is resampled to 16000 Hz; "
+        "the mel bands above 4000 Hz hold no signal from it")
+    write_data_dir(tmp_path / "same", utts[2:])
+    assert resampling_note(tmp_path / "same") is None

@@ -1,6 +1,7 @@
 """Every corpus recipe, every stage, on the download fixture archives (no network): download from a
-file:// copy of each server's layout, data preparation, statistics, a few steps of a tiny model,
-decoding and scoring to RESULTS.md; then a rerun that does nothing, --help, and a failing stage."""
+file:// copy of each server's layout, data preparation, features (dumped, or on the fly) and
+statistics, a few steps of a tiny model, decoding and scoring to RESULTS.md; then a rerun that does
+nothing, --help, and a failing stage."""
 from __future__ import annotations
 
 import json
@@ -70,18 +71,21 @@ def hyp_ids(exp: Path, name: str = "tiny") -> set[str]:
 @pytest.mark.slow
 def test_fleurs_langid_every_stage_then_a_rerun_that_does_nothing(fixture_tree, tmp_path):
     env = corpus_env(fixture_tree, tmp_path, "fleurs")
-    data, exp = tmp_path / "data", tmp_path / "exp"
-    args = ["--langs", "de_de fr_fr ru_ru", *SCRATCH, "--data", str(data), "--exp", str(exp),
+    data, exp, dump = tmp_path / "data", tmp_path / "exp", tmp_path / "dump"
+    args = ["--langs", "de_de fr_fr ru_ru", *SCRATCH, "--data", str(data), "--exp", str(exp), "--dumpdir", str(dump),
             "--checksums", str(checksums_of(fixture_tree, tmp_path, "fleurs"))]
     out = ok(run("fleurs/lid1", *args, env=env))
     assert stages_run(out) == [str(n) for n in range(1, 8)]
     test = DataDir(data / "test").validate()
     assert set(test.tables["utt2lang"].values()) == {"de_de", "fr_fr", "ru_ru"}
+    # features dumped once (the default), with the training set's statistics beside them
+    assert DataDir(dump / "fbank" / "test").validate().utt_ids == test.utt_ids
+    assert (dump / "fbank" / "train" / "cmvn.npz").is_file() and not (data / "train" / "cmvn.npz").exists()
     assert hyp_ids(exp) == set(test.utt_ids)          # every test utterance classified
     s = scores(exp)
     assert s["task"] == "langid" and 0 <= s["accuracy"] <= 100
     table = (exp / "RESULTS.md").read_text()
-    assert "LangID acc." in table and re.search(r"^\| tiny \|", table, re.M)
+    assert "FLEURS LangID acc." in table and re.search(r"^\| tiny \|", table, re.M)
     assert_rerun_does_nothing("fleurs/lid1", args, env, exp / "RESULTS.md")
 
 
@@ -90,13 +94,13 @@ def test_minds14_intent_every_stage(fixture_tree, tmp_path):
     env = corpus_env(fixture_tree, tmp_path, "minds14")
     data, exp = tmp_path / "data", tmp_path / "exp"
     out = ok(run("minds14/ic1", "--langs", "de-DE fr-FR it-IT", *SCRATCH, "--data", str(data), "--exp", str(exp),
-                 env=env))
+                 "--dumpdir", str(tmp_path / "dump"), env=env))
     assert stages_run(out) == [str(n) for n in range(1, 8)]
     labels = (exp / "tiny" / "tokens" / "labels.txt").read_text().split()
     assert set(labels) == set(DataDir(data / "train").tables["utt2intent"].values())
     assert hyp_ids(exp) == set(DataDir(data / "test").utt_ids)
     assert scores(exp)["task"] == "intent"
-    assert "MINDS-14 acc." in (exp / "RESULTS.md").read_text()
+    assert "| Model | MINDS-14 intent acc. |" in (exp / "RESULTS.md").read_text()
 
 
 @pytest.mark.slow
@@ -105,7 +109,7 @@ def test_covost2_speech_only_and_joint_st_to_the_bleu_table(fixture_tree, tmp_pa
     data, exp = tmp_path / "data", tmp_path / "exp"
     configs = "conf/tuning/tiny.yaml conf/tuning/tiny_joint.yaml"
     out = ok(run("covost2/st1", "--langs", "de fr es", "--init", "", "--ngpu", "0", "--configs", configs,
-                 "--data", str(data), "--exp", str(exp), env=env))
+                 "--data", str(data), "--exp", str(exp), "--dumpdir", str(tmp_path / "dump"), env=env))
     assert stages_run(out) == [str(n) for n in [1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7]]
     assert json.loads((data / "groups.json").read_text())["high"] == ["fr", "de", "es", "ca"]
     for name in ("tiny", "tiny_joint"):
@@ -116,7 +120,8 @@ def test_covost2_speech_only_and_joint_st_to_the_bleu_table(fixture_tree, tmp_pa
     last = {name: json.loads((exp / name / "train.jsonl").read_text().splitlines()[-1]) for name in ("tiny", "tiny_joint")}
     assert "mt" in last["tiny_joint"] and "mt" not in last["tiny"]
     rows = (exp / "RESULTS.md").read_text()
-    assert "| high | mid | low | all |" in rows and "| tiny |" in rows and "| tiny_joint |" in rows
+    assert "| CoVoST 2 X -> English (BLEU) | high | mid | low | all |" in rows
+    assert "| tiny |" in rows and "| tiny_joint |" in rows
 
 
 @pytest.mark.slow
@@ -130,25 +135,32 @@ def test_mc4_text_then_joint_pretraining_then_asr_from_the_pretrained_encoder(fi
     assert stages_run(out) == ["1", "2", "3"]
     assert sorted(p.name for p in (tmp_path / "text" / "text" / "train").iterdir()) == ["ar.txt", "de.txt", "ru.txt"]
 
-    pt_exp = tmp_path / "exp_pt"
+    # Pre-training from dumped features (the template's default is raw), as a named run.
+    pt_exp, pt_dump = tmp_path / "exp_pt", tmp_path / "dump_pt"
     out = ok(run("voxpopuli/pt1", *vox, "--pretrain-config", "conf/tuning/tiny.yaml", "--ngpu", "0",
-                 "--data", str(tmp_path / "data_pt"), "--exp", str(pt_exp), env=env))
+                 "--feats-type", "fbank", "--tag", "ctc", "--data", str(tmp_path / "data_pt"), "--exp", str(pt_exp),
+                 "--dumpdir", str(pt_dump), env=env))
     assert stages_run(out) == [str(n) for n in range(1, 7)]
-    run_dir = pt_exp / "pretrain"
+    assert (pt_dump / "fbank" / "speech" / "train" / "feats.scp").is_file()
+    assert (pt_dump / "fbank" / "paired" / "train" / "feats.scp").is_file()
+    run_dir = pt_exp / "pretrain_ctc"
     assert (run_dir / "chars.txt").is_file() and (run_dir / "cmvn.npz").is_file()
     log = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and {"w2v_mlm", "text_mlm", "tlm_text", "ctc"} <= set(log[-1])
-    assert "| tiny | 3 |" in (pt_exp / "RESULTS.md").read_text() and (pt_exp / "pretrain_loss.png").stat().st_size
+    assert "| ctc | 3 |" in (pt_exp / "RESULTS.md").read_text() and (pt_exp / "pretrain_loss.png").stat().st_size
 
     data, exp = tmp_path / "data_asr", tmp_path / "exp_asr"
+    # Fine-tuning on features computed on the fly (--feats-type raw): nothing dumped.
     out = ok(run("voxpopuli/asr1", *vox, "--init", str(run_dir), "--ngpu", "0", "--configs", "conf/tuning/tiny.yaml",
-                 "--data", str(data), "--exp", str(exp), env=env))
+                 "--feats-type", "raw", "--data", str(data), "--exp", str(exp), "--dumpdir", str(tmp_path / "dump"),
+                 env=env))
     assert stages_run(out) == [str(n) for n in range(1, 8)]
     assert "stage 3: using " + str(run_dir / "cmvn.npz") in out    # the encoder's own statistics, not new ones
-    assert not (data / "train" / "cmvn.npz").exists()
+    assert not (data / "train" / "cmvn.npz").exists() and not (tmp_path / "dump").exists()
     assert set(DataDir(data / "test").tables["utt2lang"].values()) == {"de", "fr", "pl"}
     s = scores(exp)
     assert s["task"] == "asr" and set(s["languages"]) == {"de", "fr", "pl"} and 0 <= s["average"]["wer"]
+    assert "| Model (VoxPopuli avg. WER %) | test |" in (exp / "RESULTS.md").read_text()
     assert "| tiny |" in (exp / "RESULTS.md").read_text()
 
 

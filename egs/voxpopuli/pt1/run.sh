@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./db.sh
 exec ./pretrain.sh --pretrain-config conf/pretrain_0.6b.yaml --speech-sets "speech/train $EXTRA_SPEECH_DIRS" \
-    --paired-sets "paired/train $EXTRA_PAIRED_DIRS" --ngpu 8 "$@"
+    --paired-sets "paired/train $EXTRA_PAIRED_DIRS" "$@"
