@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# @NAME@: Kaldi data dirs from the downloaded corpus (stage 2). Called as
+# @NAME@: Kaldi data dirs from the corpus in $@VAR@ (stage 2). Called as
 #   local/data.sh [--langs "a b"] --data DIR [--nj N]
-# Must write DIR/train, DIR/dev and DIR/test (wav.scp, text, utt2spk, spk2utt, utt2lang, and the task's
-# targets: st text.en, intent utt2intent); stage 2 validates them.
+# Must write DIR/train, DIR/dev and DIR/test (wav.scp, utt2spk, utt2lang, and the task's targets:
+# asr and st text, st text.en, intent utt2intent); stage 2 validates them. Keep the speakers of dev
+# and test out of train. Audio: wav, flac, ogg or mp3 files (or `cmd |` pipes), any sample rate.
 set -euo pipefail
 langs=
 data=data

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# @NAME@: pre-training data from the downloaded corpora (stage 2). Called as
+# @NAME@: pre-training data from the corpora (stage 2). Called as
 #   local/data.sh [--langs "a b"] --data DIR [--nj N]
 # Must write DIR/speech/train (unlabeled speech), DIR/paired/train (speech with `text` and `utt2lang`)
 # and DIR/text/train/<lang>.txt (one sentence per line); stage 2 validates the data dirs.
