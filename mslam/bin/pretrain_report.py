@@ -16,14 +16,19 @@ from mslam.scoring.tables import markdown_table
 from mslam.train.progress import read_json_log
 
 LOSS_TERMS = ["loss", "w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_speech", "tlm_text", "ctc"]
-# Not a loss: how much the pooled output differs between utterances (near 0: a collapsed encoder).
-COLUMNS = LOSS_TERMS + ["utterance_spread"]
+# The collapse monitor's last record (dev.jsonl: eval mode, held-out speech): spreads as a fraction of
+# their value before training, and masked prediction beside predicting the commonest target.
+MONITOR = {"utterance_spread_ratio": "utt. spread", "frame_spread_ratio": "frame spread",
+           "w2v_mlm_acc": "MLM acc.", "w2v_mlm_majority_acc": "commonest target",
+           "target_perplexity": "codes used"}
+CURVES = LOSS_TERMS + ["utterance_spread_ratio", "frame_spread_ratio", "w2v_mlm_acc", "target_perplexity"]
 
 
 def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathLike,
                         link: str | None = None) -> str:
-    """Markdown: one row per run (steps, seconds, last value of each loss term) and the curves' PNG
-    (drawn to `plot`, linked as `link`: a path relative to the markdown file; default `plot`)."""
+    """Markdown: one row per run (steps, seconds, last value of each loss term, the collapse monitor's
+    last record) and the curves' PNG (drawn to `plot`, linked as `link`: a path relative to the markdown
+    file; default `plot`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -33,31 +38,42 @@ def pretraining_section(runs: dict[str, str | os.PathLike], plot: str | os.PathL
     logs = {name: log for name, log in logs.items() if log}
     if not logs:
         return "No pre-training run found.\n"
-    rows = []
+    monitors = {name: read_json_log(Path(runs[name]) / "dev.jsonl") if (Path(runs[name]) / "dev.jsonl").is_file()
+                else [] for name in logs}
+    rows, collapsed = [], []
     for name, log in logs.items():
-        last = log[-1]
+        last, seen = log[-1], (monitors[name] or [{}])[-1]
         seconds = sum(r["step_time"] * (r["step"] - p["step"]) for p, r in zip([{"step": 0}] + log, log))
-        spread = last.get("utterance_spread")  # 0.2 vs 0.002 matters: more digits than the losses
         rows.append([name, last["step"], round(seconds), *(last.get(t) for t in LOSS_TERMS),
-                     None if spread is None else f"{spread:.3f}"])
-    terms = [t for t in COLUMNS if any(r.get(t) is not None for log in logs.values() for r in log)]
+                     *(None if seen.get(k) is None else f"{seen[k]:.3g}" for k in MONITOR)])
+        if seen.get("collapsed"):
+            collapsed.append(f"{name} (step {seen['step']})")
+    def source(term: str, name: str) -> list[dict]:  # losses from training, the rest from the monitor
+        return logs[name] if term in LOSS_TERMS else monitors[name]
+
+    terms = [t for t in CURVES if any(r.get(t) is not None for name in logs for r in source(t, name))]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes[0], terms):
-        for name, log in logs.items():
-            points = [(r["step"], r[term]) for r in log if r.get(term) is not None]
+        for name in logs:
+            points = [(r["step"], r[term]) for r in source(term, name) if r.get(term) is not None]
             if points:
                 ax.plot(*zip(*points), label=name)
-        ax.set_title(term)
+        ax.set_title(term + (" (held-out)" if term not in LOSS_TERMS else ""))
         ax.set_xlabel("step")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     Path(plot).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(plot, dpi=90)
     plt.close(fig)
-    return (markdown_table(["encoder", "steps", "seconds", *COLUMNS], rows)
-            + "\nLast logged value of each loss term (lower is better) and of `utterance_spread` (the spread of the "
-              "encoder's pooled output across utterances: near 0 means the output no longer depends on the input). "
-              f"![pre-training losses]({link or Path(plot).as_posix()})\n")
+    warning = (f"\n**COLLAPSED at the last check: {', '.join(collapsed)}**: the encoder's output on held-out "
+               "speech hardly depends on the input (see the monitor warnings in the run's log).\n"
+               if collapsed else "")
+    return (markdown_table(["encoder", "steps", "seconds", *LOSS_TERMS, *MONITOR.values()], rows) + warning
+            + "\nLast logged value of each loss term (lower is better), then the collapse monitor's last check on "
+              "held-out speech in eval mode: the spread of the encoder's output across utterances and across "
+              "frames as a fraction of its value before training (near 0: the output no longer depends on the "
+              "input), masked-prediction accuracy beside the accuracy of always predicting the commonest "
+              f"target, and the perplexity of the targets' codes. ![pre-training curves]({link or Path(plot).as_posix()})\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from mslam.model.conformer import lengths_to_valid
 from mslam.model.decoders import (PooledClassifier, RNNTConfig, RNNTDecoder, TransformerDecoder,
                                   TransformerDecoderConfig, ctc_greedy, ctc_prefix_beam_search)
 from mslam.model.encoder import JointEncoder, ModelConfig
+from mslam.train.schedule import Ramp
 
 TASKS = ("st", "asr", "intent", "langid")
 
@@ -35,17 +36,10 @@ class SpecAugmentConfig:
 
 
 @dataclass
-class RegularizationConfig:
+class RegularizationConfig(Ramp):
     """When SpecAugment and dropout act: off up to `start_step`, then growing linearly to their
     configured strength over `ramp_steps`. Regularising from step 0 slows early learning 2-3x at
     small budgets (a model must fit before it can overfit); 0 / 0: from the start."""
-    start_step: int = 0
-    ramp_steps: int = 0
-
-    def strength(self, step: int) -> float:
-        if step <= self.start_step:
-            return 0.0 if self.start_step > 0 else 1.0
-        return min(1.0, (step - self.start_step) / self.ramp_steps) if self.ramp_steps > 0 else 1.0
 
 
 @dataclass
@@ -153,7 +147,7 @@ class FinetuneModel(nn.Module):
         out: dict[str, torch.Tensor] = {}
         terms = []
         if self.training:
-            self.set_regularization(self.regularization.strength(step))
+            self.set_regularization(self.regularization.at(step))
         if batch.feats is not None:
             enc, lens = self.encode_speech(batch.feats, batch.feat_lens, step)
             loss, acc = self.task_loss(enc, lens, batch.targets, batch.target_lens)

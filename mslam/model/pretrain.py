@@ -17,6 +17,10 @@ from mslam.model.conformer import lengths_to_valid, masked_mean
 from mslam.model.encoder import JointEncoder, ModelConfig
 from mslam.model.masking import SpeechMaskConfig, SpeechSpanMasker, TextMaskConfig, TextSpanMasker
 from mslam.model.quantizer import GumbelVectorQuantizer, QuantizerConfig, RandomProjectionQuantizer
+from mslam.train.schedule import Ramp
+
+
+CODE_PREDICTION = ("w2v_mlm", "tlm_speech")  # the terms whose targets are the quantiser's code ids
 
 
 # ----------------------------------------------------------------------------- config
@@ -62,6 +66,10 @@ class ObjectiveConfig:
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     weights: LossWeights = field(default_factory=LossWeights)
+    # The masked prediction of code ids (w2v_mlm, tlm_speech) scaled in over steps. With Gumbel targets the
+    # ids are noise until the quantiser has learned from the contrastive loss, and predicting noise teaches
+    # the upper layers to output the marginal (a collapsed encoder); 0 / 0: from the start (the paper).
+    mlm_ramp: Ramp = field(default_factory=Ramp)
 
 
 # ----------------------------------------------------------------------------- batch
@@ -146,7 +154,9 @@ class PretrainModel(nn.Module):
             out.update(self.text_losses(batch.text))
         if batch.paired is not None and self.uses_text:
             out.update(self.paired_losses(batch.paired))
-        terms = [self.weights[k] * v for k, v in out.items() if k in self.weights]
+        ramp = self.objective.mlm_ramp.at(step)
+        terms = [self.weights[k] * (ramp if k in CODE_PREDICTION else 1.0) * v
+                 for k, v in out.items() if k in self.weights]
         if not terms:
             raise ValueError(f"the batch has no part that variant {self.objective.variant!r} trains on")
         out["loss"] = torch.stack(terms).sum()
@@ -170,8 +180,11 @@ class PretrainModel(nn.Module):
         targets, codes = quant.quantize(gather_steps(q_logits, dist.positions), temp)
         con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature, codes)
         mlm, mlm_acc = self._code_prediction(top, mask, ids)
+        usage, top_share = target_usage(ids[valid])
         out = {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
-               "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc, "code_perplexity": ppl,
+               "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc,
+               "w2v_mlm_majority_acc": majority_accuracy(ids[mask]), "code_perplexity": ppl,
+               "target_perplexity": usage, "target_top_share": top_share,
                "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
                "gumbel_temp": torch.tensor(temp)}
         if top.shape[0] > 1:
@@ -209,6 +222,7 @@ class PretrainModel(nn.Module):
         tlm_speech, s_acc = self._code_prediction(s_out, smask, ids)
         tlm_text, t_acc = masked_cross_entropy(self.text_mlm_head(t_out[tmask]), part.tokens[tmask])
         out = {"tlm_speech": tlm_speech, "tlm_text": tlm_text, "tlm_speech_acc": s_acc, "tlm_text_acc": t_acc,
+               "tlm_speech_majority_acc": majority_accuracy(ids[smask]),
                "tlm_speech_mask_frac": self._frac(smask, lens),
                "tlm_text_mask_frac": self._frac(tmask, part.token_lens)}
         if self.uses_ctc:  # unmasked speech, whole encoder, no transcript in the input
@@ -220,6 +234,38 @@ class PretrainModel(nn.Module):
     @staticmethod
     def _frac(mask, lens):
         return (mask.sum() / lens.sum().clamp(min=1)).detach()
+
+
+def majority_accuracy(ids: torch.Tensor) -> torch.Tensor:
+    """The masked-prediction accuracy of always predicting each group's commonest target: ids [N, G]
+    -> the share of that code, averaged over groups. A model at this accuracy predicts the marginal."""
+    if ids.shape[0] == 0:
+        return torch.zeros(())
+    return torch.stack([torch.bincount(g).max() for g in ids.T]).float().mean() / ids.shape[0]
+
+
+def target_usage(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many codes the targets use: ids [N, G] over real frames -> (perplexity of the code
+    histogram summed over groups, as `code_perplexity` is for the softmax; share of the commonest code,
+    averaged over groups). A collapsed codebook: perplexity G, share 1."""
+    if ids.shape[0] == 0:
+        return torch.zeros(()), torch.zeros(())
+    perplexity, share = [], []
+    for g in ids.T:
+        p = torch.bincount(g).float() / g.numel()
+        p = p[p > 0]
+        perplexity.append(torch.exp(-(p * p.log()).sum()))
+        share.append(p.max())
+    return torch.stack(perplexity).sum(), torch.stack(share).mean()
+
+
+def frame_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """How much the encoder's output differs between frames (of all utterances together): the standard
+    deviation over real frames over the mean magnitude, averaged over dimensions (detached). Near 0 when
+    every frame gives the same vector."""
+    with torch.no_grad():
+        frames = top[valid].float()
+        return frames.std(0).mean() / frames.abs().mean().clamp(min=1e-8)
 
 
 def utterance_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

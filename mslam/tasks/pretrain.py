@@ -12,6 +12,7 @@ from mslam.data.pretrain_data import DataConfig
 from mslam.model.encoder import ModelConfig
 from mslam.model.pretrain import ObjectiveConfig, PretrainModel
 from mslam.train.config import TrainerConfig
+from mslam.train.monitor import MonitorConfig
 from mslam.train.schedule import OptimConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "pretrain"
@@ -24,6 +25,7 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)        # read only by the trainer
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)   # collapse checks on held-out speech
 
 
 def resolve_config(name: str | os.PathLike) -> Path:

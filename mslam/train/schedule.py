@@ -22,6 +22,23 @@ class OptimConfig:
             raise ValueError(f"need peak_lr > 0 and warmup_steps >= 1, got {self.peak_lr}, {self.warmup_steps}")
 
 
+@dataclass
+class Ramp:
+    """A factor that is 0 up to `start_step`, then grows linearly to 1 over `ramp_steps` (0 / 0: 1 from
+    the start). A function of the step number alone, so a resumed run follows it exactly."""
+    start_step: int = 0
+    ramp_steps: int = 0
+
+    def __post_init__(self):
+        if self.start_step < 0 or self.ramp_steps < 0:
+            raise ValueError(f"need start_step >= 0 and ramp_steps >= 0, got {self.start_step}, {self.ramp_steps}")
+
+    def at(self, step: int) -> float:
+        if step <= self.start_step:
+            return 0.0 if self.start_step > 0 else 1.0
+        return min(1.0, (step - self.start_step) / self.ramp_steps) if self.ramp_steps > 0 else 1.0
+
+
 def lr_factor(step: int, warmup_steps: int) -> float:
     """Multiplier of the peak LR at optimiser step `step` (1-based): step/warmup, then sqrt(warmup/step)."""
     step = max(step, 1)

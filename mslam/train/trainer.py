@@ -29,6 +29,7 @@ from mslam.tasks.pretrain import PretrainConfig, build_pretrain_model
 from mslam.train import distributed as D
 from mslam.train.checkpoint import (CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint,
                                     restore_rng_states, rng_states, save_checkpoint)
+from mslam.train.monitor import CollapseMonitor, held_out_batch
 from mslam.train.progress import TrainReport
 from mslam.train.schedule import build_optimizer
 
@@ -239,7 +240,38 @@ class PretrainTrainer(Trainer):
         data = PretrainBatches(cfg.data, tokenizer, seed=cfg.trainer.seed, rank=self.env.rank,
                                world_size=self.env.world_size, grad_accum=cfg.trainer.grad_accum,
                                cache_dir=self.out / "manifests")
+        self.monitor = None
+        monitor_dir = cfg.monitor.data or next(iter(cfg.data.speech.dirs), None)
+        sharded = self.env.distributed and cfg.trainer.parallel == "fsdp"  # the monitor runs outside forward()
+        if sharded and self.env.is_main:
+            log.info("monitor: off under FSDP (it reads the encoder outside forward, on the main process)")
+        if cfg.monitor.every > 0 and monitor_dir and model.objective.weights.speech > 0 and self.env.is_main \
+                and not sharded:
+            part = held_out_batch(cfg.data.path(monitor_dir), cfg.monitor, data.cmvn, self.out / "manifests")
+            self.monitor = CollapseMonitor(cfg.monitor, part)
         return model, data
+
+    def run(self, progress_bar: bool = True) -> None:
+        if self.monitor is not None and not self.monitor.initial:  # the spreads before the first step
+            self.monitor.record(D.unwrap(self.model), self.step)
+        super().run(progress_bar)
+
+    def after_step(self, report: TrainReport) -> bool:
+        """Every monitor.every steps: the collapse monitor's record (dev.jsonl) and its warnings."""
+        if self.monitor is None or not self.monitor.due(self.step, self.cfg.trainer.max_steps):
+            return False
+        record, warnings = self.monitor.record(D.unwrap(self.model), self.step)
+        report.log_dev(record)
+        for w in warnings:
+            log.warning(w)
+        return False
+
+    def task_state(self) -> dict:
+        return {"monitor_initial": self.monitor.initial} if self.monitor is not None else {}
+
+    def load_task_state(self, state: dict) -> None:
+        if self.monitor is not None:
+            self.monitor.initial = state.get("monitor_initial", {})
 
     def describe(self) -> None:
         for name, sampler in self.data.samplers.items():

@@ -16,9 +16,9 @@ from testlib import TINY_MODEL
 
 def test_strength_is_off_then_a_linear_ramp():
     ramp = RegularizationConfig(start_step=10, ramp_steps=4)
-    assert [ramp.strength(s) for s in (1, 10, 11, 12, 14, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
-    assert RegularizationConfig().strength(1) == 1.0                      # default: from the start
-    assert RegularizationConfig(start_step=5).strength(6) == 1.0          # no ramp: switched on
+    assert [ramp.at(s) for s in (1, 10, 11, 12, 14, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert RegularizationConfig().at(1) == 1.0                      # default: from the start
+    assert RegularizationConfig(start_step=5).at(6) == 1.0          # no ramp: switched on
 
 
 def st_model(reg: RegularizationConfig) -> FinetuneModel:

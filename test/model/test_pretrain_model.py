@@ -95,3 +95,32 @@ def test_random_projection_targets_are_frozen_and_follow_the_input():
     out = model(make_batch(torch.Generator().manual_seed(0)))
     out["loss"].backward()
     assert torch.isfinite(out["w2v_mlm"]) and model.target_quantizer.projection.grad is None
+
+
+def test_target_statistics_against_their_definitions():
+    from mslam.model.pretrain import frame_spread, majority_accuracy, target_usage
+    ids = torch.tensor([[0, 5], [0, 5], [0, 6], [1, 7]])          # group 0: 3/4 code 0; group 1: 2/4 code 5
+    assert majority_accuracy(ids).item() == pytest.approx((3 / 4 + 2 / 4) / 2)
+    perplexity, share = target_usage(ids)
+    entropy = lambda ps: -sum(p * torch.log(torch.tensor(p)) for p in ps)  # noqa: E731
+    assert perplexity.item() == pytest.approx(float(torch.exp(entropy([.75, .25])) + torch.exp(entropy([.5, .25, .25]))))
+    assert share.item() == pytest.approx((3 / 4 + 2 / 4) / 2)
+    collapsed = torch.zeros(10, 1, dtype=torch.long)
+    assert target_usage(collapsed)[0].item() == pytest.approx(1.0) and majority_accuracy(collapsed).item() == 1.0
+    g = torch.Generator().manual_seed(0)
+    top, valid = torch.randn(2, 6, 4, generator=g), torch.tensor([[1] * 6, [1] * 4 + [0] * 2]).bool()
+    frames = top[valid]
+    assert frame_spread(top, valid).item() == pytest.approx((frames.std(0).mean() / frames.abs().mean()).item())
+    assert frame_spread(torch.ones(2, 6, 4), valid).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_code_prediction_is_ramped_in_and_the_rest_is_not():
+    cfg = load_pretrain_config("tiny", ["objective.mlm_ramp.start_step=10", "objective.mlm_ramp.ramp_steps=10"])
+    torch.manual_seed(0)
+    model = build_pretrain_model(cfg)
+    w = cfg.objective.weights.term_weights()
+    for step, factor in ((5, 0.0), (15, 0.5), (40, 1.0)):
+        torch.manual_seed(1)
+        out = model(make_batch(torch.Generator().manual_seed(0)), step=step)
+        expected = sum(w[k] * (factor if k in ("w2v_mlm", "tlm_speech") else 1.0) * out[k] for k in LOSSES["mslam-ctc"])
+        assert torch.allclose(out["loss"], expected), step
