@@ -128,7 +128,7 @@ class PretrainModel(nn.Module):
         d = model_cfg.encoder.d_model
         q = objective.quantizer
         self.encoder = JointEncoder(model_cfg, with_text=self.uses_text)
-        self.quantizer = GumbelVectorQuantizer(d, q.groups, q.codes, q.code_dim or d)
+        self.quantizer = GumbelVectorQuantizer(d, q.groups, q.codes, q.code_dim or d, q.input_norm, q.init_std)
         self.target_quantizer = (RandomProjectionQuantizer(model_cfg.frontend.feat_dim, model_cfg.frontend.subsampling,
                                                            q.groups, q.codes)
                                  if q.mlm_targets == "random_projection" else None)
@@ -168,7 +168,7 @@ class PretrainModel(nn.Module):
         x, lens = enc.speech_features(part.feats, part.feat_lens)
         valid = lengths_to_valid(lens, x.shape[1])
         mask = self.speech_masker.sample(lens, x.shape[1])
-        q_logits = quant.logits(x)  # unmasked features
+        q_logits = quant.logits(x, valid)  # unmasked features
         ids = self._targets(part.feats, q_logits)  # [B, T, G]
         div, ppl = diversity_loss(q_logits, valid)
         hidden = enc.speech_stack(self.speech_masker.replace(x, mask), lens)
@@ -215,7 +215,7 @@ class PretrainModel(nn.Module):
         x, lens = enc.speech_features(part.feats, part.feat_lens)
         smask = self.tlm_speech_masker.sample(lens, x.shape[1])
         with torch.no_grad():
-            ids = self._targets(part.feats, self.quantizer.logits(x))
+            ids = self._targets(part.feats, self.quantizer.logits(x, lengths_to_valid(lens, x.shape[1])))
         hidden = enc.speech_stack(self.tlm_speech_masker.replace(x, smask), lens)
         tokens, tmask = self.tlm_text_masker(part.tokens, part.token_lens)
         s_out, t_out = enc.shared_paired(hidden, lens, enc.embed_text(tokens), part.token_lens)

@@ -21,6 +21,13 @@ class QuantizerConfig:
     # paper); random_projection: a frozen random projection of the stacked input fbank frames to the
     # nearest of `codes` frozen random vectors (BEST-RQ), targets that do not move while the model learns.
     mlm_targets: Literal["gumbel", "random_projection"] = "gumbel"
+    # What the Gumbel quantiser's logits see. none: the front end's output as it is; utterance: each channel
+    # standardised over the utterance's frames, so that what all frames share cannot pick one code for all.
+    input_norm: Literal["none", "utterance"] = "none"
+    # Standard deviation of the logit projection's weights; null: in_dim^-0.5 (logits of about unit
+    # variance). wav2vec 2.0 draws them with 1.0 (logits ~sqrt(in_dim)): a Gumbel sample is then nearly
+    # always the argmax; with unit-variance logits a sample matched the argmax for 5% of frames at init.
+    init_std: Optional[float] = None
 
     def __post_init__(self):
         if self.code_dim is not None and self.code_dim % self.groups:
@@ -31,19 +38,27 @@ class QuantizerConfig:
 
 
 class GumbelVectorQuantizer(nn.Module):
-    def __init__(self, in_dim: int, groups: int, codes: int, code_dim: int):
+    def __init__(self, in_dim: int, groups: int, codes: int, code_dim: int, input_norm: str = "none",
+                 init_std: float | None = None):
         super().__init__()
         if code_dim % groups:
             raise ValueError(f"code_dim {code_dim} is not divisible by groups {groups}")
-        self.groups, self.codes, self.code_dim = groups, codes, code_dim
+        self.groups, self.codes, self.code_dim, self.input_norm = groups, codes, code_dim, input_norm
         self.to_logits = nn.Linear(in_dim, groups * codes)
         self.codebook = nn.Parameter(torch.empty(groups, codes, code_dim // groups))
         nn.init.normal_(self.codebook)
-        nn.init.normal_(self.to_logits.weight, std=in_dim ** -0.5)
+        nn.init.normal_(self.to_logits.weight, std=init_std if init_std is not None else in_dim ** -0.5)
         nn.init.zeros_(self.to_logits.bias)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., in_dim] -> float32 logits [..., G, V]."""
+    def logits(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, in_dim] (real frames `valid` [B, T]) -> float32 logits [B, T, G, V]."""
+        if self.input_norm == "utterance":
+            m = (valid if valid is not None else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
+            m = m[..., None].to(x.dtype)
+            n = m.sum(1, keepdim=True).clamp(min=1)
+            mean = (x * m).sum(1, keepdim=True) / n
+            std = (((x - mean) ** 2 * m).sum(1, keepdim=True) / n).sqrt()
+            x = (x - mean) / (std + 1e-5)
         return self.to_logits(x).float().unflatten(-1, (self.groups, self.codes))
 
     @staticmethod

@@ -11,7 +11,8 @@ Deviations from tiny.yaml, each needed by the toy scale rather than by the model
   two codes; then distractors sharing the positive's code are dropped and the contrastive and
   masked-prediction losses fall for a trivial reason. We assert the codebook stays in use.
 * The diversity loss itself is exempt from "halves": it starts close to its minimum (a fresh quantiser
-  uses its codes nearly uniformly), so it can only be asked to stay low.
+  uses its codes nearly uniformly), so it can only be asked to stay low (below 0.4: with logits of
+  wav2vec 2.0's scale each frame's softmax is peaked, so six utterances average to a less flat one).
 """
 import time
 
@@ -67,7 +68,7 @@ def test_tiny_model_overfits_real_speech(espeak_corpus):
     report = {k: (round(before[k], 3), round(after[k], 3)) for k in TRAINABLE + ["w2v_diversity", "code_perplexity"]}
     for name in TRAINABLE:
         assert after[name] <= 0.5 * before[name], (name, report)
-    assert after["w2v_diversity"] < 0.3, report
+    assert after["w2v_diversity"] < 0.4, report
     assert after["code_perplexity"] > 0.5 * cfg.objective.quantizer.codes, report  # no collapse
     assert after["w2v_contrastive_acc"] > before["w2v_contrastive_acc"]
     print(f"400 steps in {elapsed:.1f} s: {report}")

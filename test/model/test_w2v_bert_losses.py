@@ -137,3 +137,20 @@ def test_diversity_minimal_for_uniform_and_large_for_collapsed():
     junk = uniform.clone()
     junk[0, 32:] = collapsed[0, 32:]
     assert torch.allclose(diversity_loss(junk, half)[0], diversity_loss(uniform[:, :32], valid[:, :32])[0])
+
+
+def test_quantizer_input_standardised_per_utterance_over_real_frames():
+    from mslam.model.quantizer import GumbelVectorQuantizer
+    torch.manual_seed(0)
+    quant = GumbelVectorQuantizer(8, 1, 16, 8, input_norm="utterance", init_std=1.0)
+    assert 0.8 < quant.to_logits.weight.std().item() < 1.2  # wav2vec 2.0's scale, not 8^-0.5
+    x = torch.randn(2, 10, 8) * 3 + 5
+    valid = torch.ones(2, 10, dtype=torch.bool)
+    valid[1, 6:] = False
+    padded = x.clone()
+    padded[1, 6:] = 1e4  # padding must not move the statistics
+    logits = quant.logits(padded, valid)
+    for b, n in ((0, 10), (1, 6)):
+        real = x[b, :n]
+        z = (real - real.mean(0)) / (real.std(0, unbiased=False) + 1e-5)
+        assert torch.allclose(logits[b, :n, 0], quant.to_logits(z), atol=1e-4)
