@@ -146,15 +146,15 @@ def test_langid_learns_after_pretraining(learn_corpus, pretrained, tmp_path):
 
 
 def test_intent_learns_on_held_out_voices(learn_corpus, tmp_path):
-    s = train_and_score(learn_corpus, tmp_path, "intent", steps=300)
+    s = train_and_score(learn_corpus, tmp_path, "intent", steps=200)
     assert baseline_score(s) == pytest.approx(100 / 6)              # six intents, balanced
-    assert s["accuracy"] >= 60.0, s["accuracy"]                     # measured: 86%
+    assert s["accuracy"] >= 60.0, s["accuracy"]                     # measured: 73% (300 steps: 86%)
 
 
 def test_ctc_asr_learns_on_held_out_voices(learn_corpus, tmp_path):
-    s = train_and_score(learn_corpus, tmp_path, "asr", steps=300)
+    s = train_and_score(learn_corpus, tmp_path, "asr", steps=220)
     # all-blank output (CTC's plateau) or any constant string: CER >= ~100%
-    assert s["average"]["cer"] <= 50.0, s["average"]
+    assert s["average"]["cer"] <= 50.0, s["average"]                 # measured: CER 14%
 
 
 def test_st_learns_on_held_out_voices(learn_corpus, tmp_path):

@@ -23,6 +23,7 @@ from model_test_utils import PAD_ID, pad_batch
 from mslam.model.pretrain import PairedPart, PretrainBatch, SpeechPart, TextPart
 from mslam.tasks.pretrain import build_pretrain_model, load_pretrain_config
 
+STEPS = 250  # measured: every trainable loss ends below 30% of its start value (400 steps: 34 s)
 TRAINABLE = ["w2v_contrastive", "w2v_mlm", "text_mlm", "tlm_text", "tlm_speech", "ctc"]
 
 
@@ -54,7 +55,7 @@ def test_tiny_model_overfits_real_speech(espeak_corpus):
 
         before = evaluate()
         start = time.time()
-        for step in range(400):
+        for step in range(STEPS):
             loss = model(batch, step=step)["loss"]
             assert torch.isfinite(loss)
             opt.zero_grad()
@@ -71,4 +72,4 @@ def test_tiny_model_overfits_real_speech(espeak_corpus):
     assert after["w2v_diversity"] < 0.4, report
     assert after["code_perplexity"] > 0.5 * cfg.objective.quantizer.codes, report  # no collapse
     assert after["w2v_contrastive_acc"] > before["w2v_contrastive_acc"]
-    print(f"400 steps in {elapsed:.1f} s: {report}")
+    print(f"{STEPS} steps in {elapsed:.1f} s: {report}")
