@@ -66,9 +66,9 @@ class ObjectiveConfig:
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     weights: LossWeights = field(default_factory=LossWeights)
-    # The masked prediction of code ids (w2v_mlm, tlm_speech) scaled in over steps. With Gumbel targets the
-    # ids are noise until the quantiser has learned from the contrastive loss, and predicting noise teaches
-    # the upper layers to output the marginal (a collapsed encoder); 0 / 0: from the start (the paper).
+    # The masked prediction of code ids (w2v_mlm, tlm_speech) scaled in over steps, for targets that are noise
+    # until the quantiser has learned; 0 / 0: from the start (the paper). Measured at mini scale: on its own
+    # it did not keep the encoder from collapsing (the quantiser settings in mini.yaml did).
     mlm_ramp: Ramp = field(default_factory=Ramp)
 
 
