@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mslam.model.conformer import masked_mean
+
 
 @dataclass
 class QuantizerConfig:
@@ -53,11 +55,10 @@ class GumbelVectorQuantizer(nn.Module):
     def logits(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """[B, T, in_dim] (real frames `valid` [B, T]) -> float32 logits [B, T, G, V]."""
         if self.input_norm == "utterance":
-            m = (valid if valid is not None else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
-            m = m[..., None].to(x.dtype)
-            n = m.sum(1, keepdim=True).clamp(min=1)
-            mean = (x * m).sum(1, keepdim=True) / n
-            std = (((x - mean) ** 2 * m).sum(1, keepdim=True) / n).sqrt()
+            if valid is None:
+                valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            mean = masked_mean(x, valid)[:, None]
+            std = masked_mean((x - mean) ** 2, valid)[:, None].sqrt()
             x = (x - mean) / (std + 1e-5)
         return self.to_logits(x).float().unflatten(-1, (self.groups, self.codes))
 
