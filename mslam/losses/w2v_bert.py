@@ -23,15 +23,18 @@ class Distractors:
 
 def sample_distractors(mask: torch.Tensor, num: int, generator: torch.Generator | None = None) -> Distractors:
     """For every masked step, up to `num` distinct distractors drawn uniformly from the OTHER masked
-    steps of the same utterance (all of them when the utterance has fewer than num + 1)."""
+    steps of the same utterance (all of them when the utterance has fewer than num + 1).
+
+    The packed axis has the length of the time axis (N = T), whatever the number of masked steps:
+    shapes that do not depend on the data, so nothing here waits for the device.
+    """
     b, t = mask.shape
     dev = mask.device
+    n = max(t, 1)
     counts = mask.sum(1)
-    n = max(int(counts.max()), 1) if b else 1
-    rank = torch.cumsum(mask.long(), 1) - 1
-    bi, ti = mask.nonzero(as_tuple=True)
-    positions = torch.zeros(b, n, dtype=torch.long, device=dev)
-    positions[bi, rank[bi, ti]] = ti
+    # masked steps first, in time order (a stable sort on "not masked")
+    positions = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices if t else \
+        torch.zeros(b, n, dtype=torch.long, device=dev)
     valid = torch.arange(n, device=dev)[None, :] < counts[:, None]
     k = max(min(num, n - 1), 0)
     scores = torch.rand((b, n, n), device=dev, generator=generator)
@@ -72,13 +75,12 @@ def contrastive_loss(context: torch.Tensor, targets: torch.Tensor, d: Distractor
             neg_ids = torch.gather(target_ids, 1, d.index.reshape(b, n * kk, 1).expand(-1, -1, target_ids.shape[-1]))
             keep = keep & ~(neg_ids.view(b, n, kk, -1) == target_ids[:, :, None, :]).all(-1)
         neg = neg.masked_fill(~keep, float("-inf"))
-        rows = d.valid & keep.any(-1)
-        if not bool(rows.any()):
-            zero = (context.sum() + targets.sum()) * 0.0
-            return zero, zero.detach()
-        logits = torch.cat([pos[..., None], neg], dim=-1)[rows]
-        loss = (torch.logsumexp(logits, -1) - logits[:, 0]).mean()
-        acc = (logits[:, 0:1] > logits[:, 1:]).all(-1).float().mean()
+        rows = d.valid & keep.any(-1)  # [B, N]: the steps that count
+        count = rows.sum().clamp(min=1).float()
+        per_step = torch.logsumexp(torch.cat([pos[..., None], neg], dim=-1), -1) - pos  # finite: pos always is
+        loss = torch.where(rows, per_step, 0.0).sum() / count
+        hit = (pos[..., None] > neg).all(-1)  # a -inf (left-out) distractor is always beaten
+        acc = (hit & rows).sum().float() / count
     return loss, acc.detach()
 
 
@@ -90,10 +92,9 @@ def diversity_loss(logits: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Ten
     codebook has collapsed to one code per group. Returns (loss, perplexity).
     """
     g, v = logits.shape[-2:]
-    probs = logits[valid].float().softmax(-1)  # [N, G, V]
-    if probs.shape[0] == 0:
-        zero = logits.sum() * 0.0
-        return zero, zero.detach()
-    avg = probs.mean(0)
+    w = valid[..., None, None].float()
+    count = w.sum().clamp(min=1.0)
+    avg = (logits.float().softmax(-1) * w).sum(tuple(range(logits.dim() - 2))) / count  # [G, V]
     perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
-    return (g * v - perplexity) / (g * v), perplexity.detach()
+    loss = torch.where(valid.any(), (g * v - perplexity) / (g * v), 0.0)  # no frame: 0, as for no step
+    return loss, torch.where(valid.any(), perplexity, 0.0).detach()

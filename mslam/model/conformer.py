@@ -184,12 +184,10 @@ class ConformerStack(nn.Module):
         receives each layer's output (for probes; padded positions may hold garbage)."""
         b, t, _ = x.shape
         valid = lengths_to_valid(lengths, t)
-        if bool((lengths >= t).all()):
-            conv_valid, attn_mask = None, None  # no padding: the fast paths
-        else:
-            conv_valid = valid
-            # An all-padding row (length 0) would give softmax over nothing = NaN: let it see all keys.
-            attn_mask = (valid | (lengths == 0)[:, None])[:, None, None, :]
+        # Masks always (asking the lengths whether there is padding would make the host wait for the device).
+        conv_valid = valid
+        # An all-padding row (length 0) would give softmax over nothing = NaN: let it see all keys.
+        attn_mask = (valid | (lengths == 0)[:, None])[:, None, None, :]
         if len(self.layers) and self.training and self.layer_drop > 0:
             keep = (torch.rand(len(self.layers)) >= self.layer_drop).tolist()
         else:
@@ -201,4 +199,4 @@ class ConformerStack(nn.Module):
                 x = layer(x, conv_valid, attn_mask)
             if collect is not None:
                 collect.append(x)
-        return x.masked_fill(~valid[..., None], 0.0) if conv_valid is not None else x
+        return x.masked_fill(~valid[..., None], 0.0)

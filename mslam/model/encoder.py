@@ -130,10 +130,10 @@ class JointEncoder(nn.Module):
 
 
 def pack_pair(speech, speech_lens, text, text_lens):
-    """[B,Ts,D] + [B,Lt,D] -> [B, max(ts+lt), D] with example b = speech[:ts_b] ++ text[:lt_b] ++ 0."""
+    """[B,Ts,D] + [B,Lt,D] -> [B, Ts+Lt, D] with example b = speech[:ts_b] ++ text[:lt_b] ++ 0."""
     ts = speech.shape[1]
     joint_lens = speech_lens + text_lens
-    total = max(int(joint_lens.max()), 1) if joint_lens.numel() else 1
+    total = max(ts + text.shape[1], 1)  # from the shapes, not the lengths: nothing waits for the device
     j = torch.arange(total, device=speech.device)[None, :]
     src = torch.where(j < speech_lens[:, None], j, ts + j - speech_lens[:, None])
     src = src.clamp(max=ts + text.shape[1] - 1)

@@ -105,7 +105,9 @@ class TextSpanMasker:
         n_mask = torch.where(lengths > 0, (lengths.float() * self.cfg.ratio).round().long().clamp(min=1), 0)
         n_mask = torch.minimum(n_mask, lengths)
         n_spans = torch.div(n_mask + span - 1, span, rounding_mode="floor")  # [B]
-        k = max(int(n_spans.max()), 1) if b else 1
+        # span slots: as many as the longest possible row needs (a bound from the shape, not the data)
+        # (round(x) <= floor(x) + 1 whatever the float rounding, and no row masks more than max_len)
+        k = max(-(-min(max_len, int(max_len * self.cfg.ratio) + 1) // span), 1)
         col = torch.arange(k, device=dev)[None, :]
         span_ok = col < n_spans[:, None]
         # span lengths: all `span` except one (at a random slot) that takes the remainder

@@ -111,10 +111,11 @@ class PretrainBatch:
             return type(part)(**{f.name: _to(getattr(part, f.name), device) for f in fields(part)})
         return PretrainBatch(move(self.speech), move(self.text), move(self.paired))
 
-    def sizes(self) -> dict[str, float]:
-        """Feature frames and characters in the batch (for throughput figures)."""
-        return {"frames": sum(float(p.feat_lens.sum()) for p in (self.speech, self.paired) if p),
-                "chars": sum(float(p.token_lens.sum()) for p in (self.text, self.paired) if p)}
+    def sizes(self) -> dict[str, torch.Tensor]:
+        """Feature frames and characters in the batch (for throughput figures), as tensors (not read here)."""
+        zero = torch.zeros((), dtype=torch.float64)
+        return {"frames": sum((p.feat_lens.sum().double() for p in (self.speech, self.paired) if p), zero),
+                "chars": sum((p.token_lens.sum().double() for p in (self.text, self.paired) if p), zero)}
 
 
 # ----------------------------------------------------------------------------- model
@@ -180,10 +181,11 @@ class PretrainModel(nn.Module):
         targets, codes = quant.quantize(gather_steps(q_logits, dist.positions), temp)
         con, con_acc = contrastive_loss(context, targets, dist, obj.contrastive.temperature, codes)
         mlm, mlm_acc = self._code_prediction(top, mask, ids)
-        usage, top_share = target_usage(ids[valid])
+        codes_n = obj.quantizer.codes
+        usage, top_share = target_usage(ids, codes_n, valid)
         out = {"w2v_contrastive": con, "w2v_diversity": div, "w2v_mlm": mlm,
                "w2v_contrastive_acc": con_acc, "w2v_mlm_acc": mlm_acc,
-               "w2v_mlm_majority_acc": majority_accuracy(ids[mask]), "code_perplexity": ppl,
+               "w2v_mlm_majority_acc": majority_accuracy(ids, codes_n, mask), "code_perplexity": ppl,
                "target_perplexity": usage, "target_top_share": top_share,
                "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
                "gumbel_temp": torch.tensor(temp)}
@@ -198,15 +200,18 @@ class PretrainModel(nn.Module):
         return self.target_quantizer.ids(feats, q_logits.shape[1])
 
     def _code_prediction(self, top, mask, ids):
-        logits = self.speech_mlm_head(top[mask])  # [N, G*V]
+        """Predict the code ids [B, T, G] at the masked frames `mask` [B, T] (the head runs on every frame:
+        selecting the masked ones would give a shape that depends on the data)."""
+        logits = self.speech_mlm_head(top)  # [B, T, G*V]
         v = self.objective.quantizer.codes
-        return masked_cross_entropy(logits.reshape(-1, v), ids[mask].reshape(-1))
+        g = ids.shape[-1]
+        return masked_cross_entropy(logits.unflatten(-1, (g, v)), ids, mask[..., None].expand_as(ids))
 
     # --- unlabeled text: span MLM on characters
     def text_losses(self, part: TextPart) -> dict[str, torch.Tensor]:
         tokens, mask = self.text_masker(part.tokens, part.token_lens)
         top = self.encoder.encode_text(tokens, part.token_lens)
-        loss, acc = masked_cross_entropy(self.text_mlm_head(top[mask]), part.tokens[mask])
+        loss, acc = masked_cross_entropy(self.text_mlm_head(top), part.tokens, mask)
         return {"text_mlm": loss, "text_mlm_acc": acc, "text_mask_frac": self._frac(mask, part.token_lens)}
 
     # --- paired speech-text: TLM on [masked speech ; masked text], CTC on the speech alone
@@ -220,15 +225,15 @@ class PretrainModel(nn.Module):
         tokens, tmask = self.tlm_text_masker(part.tokens, part.token_lens)
         s_out, t_out = enc.shared_paired(hidden, lens, enc.embed_text(tokens), part.token_lens)
         tlm_speech, s_acc = self._code_prediction(s_out, smask, ids)
-        tlm_text, t_acc = masked_cross_entropy(self.text_mlm_head(t_out[tmask]), part.tokens[tmask])
+        tlm_text, t_acc = masked_cross_entropy(self.text_mlm_head(t_out), part.tokens, tmask)
         out = {"tlm_speech": tlm_speech, "tlm_text": tlm_text, "tlm_speech_acc": s_acc, "tlm_text_acc": t_acc,
-               "tlm_speech_majority_acc": majority_accuracy(ids[smask]),
+               "tlm_speech_majority_acc": majority_accuracy(ids, self.objective.quantizer.codes, smask),
                "tlm_speech_mask_frac": self._frac(smask, lens),
                "tlm_text_mask_frac": self._frac(tmask, part.token_lens)}
         if self.uses_ctc:  # unmasked speech, whole encoder, no transcript in the input
             top = enc.shared(enc.speech_stack(x, lens), lens)
             out["ctc"] = ctc_loss(self.ctc_head(top), lens, part.tokens, part.token_lens,
-                                  blank=self.model_cfg.blank_id)
+                                  blank=self.model_cfg.blank_id, lengths_on_device=True)
         return out
 
     @staticmethod
@@ -236,27 +241,36 @@ class PretrainModel(nn.Module):
         return (mask.sum() / lens.sum().clamp(min=1)).detach()
 
 
-def majority_accuracy(ids: torch.Tensor) -> torch.Tensor:
-    """The masked-prediction accuracy of always predicting each group's commonest target: ids [N, G]
-    -> the share of that code, averaged over groups. A model at this accuracy predicts the marginal."""
-    if ids.shape[0] == 0:
-        return torch.zeros(())
-    return torch.stack([torch.bincount(g).max() for g in ids.T]).float().mean() / ids.shape[0]
+def code_counts(ids: torch.Tensor, codes: int | None = None, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Histogram of code ids [..., G] over the positions `where` [...] (all when None) -> float [G, codes].
+    `codes` None: the largest id + 1 (asks the device; the training step passes the codebook size)."""
+    flat = ids.reshape(-1, ids.shape[-1])  # [N, G]
+    if codes is None:
+        codes = int(flat.max()) + 1 if flat.numel() else 1
+    w = (torch.ones(flat.shape[0], device=ids.device) if where is None else where.reshape(-1).float())
+    counts = torch.zeros(flat.shape[1], codes, device=ids.device)
+    return counts.scatter_add_(1, flat.T, w[None, :].expand(flat.shape[1], -1))
 
 
-def target_usage(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """How many codes the targets use: ids [N, G] over real frames -> (perplexity of the code
-    histogram summed over groups, as `code_perplexity` is for the softmax; share of the commonest code,
-    averaged over groups). A collapsed codebook: perplexity G, share 1."""
-    if ids.shape[0] == 0:
-        return torch.zeros(()), torch.zeros(())
-    perplexity, share = [], []
-    for g in ids.T:
-        p = torch.bincount(g).float() / g.numel()
-        p = p[p > 0]
-        perplexity.append(torch.exp(-(p * p.log()).sum()))
-        share.append(p.max())
-    return torch.stack(perplexity).sum(), torch.stack(share).mean()
+def majority_accuracy(ids: torch.Tensor, codes: int | None = None, where: torch.Tensor | None = None) -> torch.Tensor:
+    """The masked-prediction accuracy of always predicting each group's commonest target: ids [..., G]
+    at the positions `where` -> the share of that code, averaged over groups (0 with no position). A
+    model at this accuracy predicts the marginal."""
+    counts = code_counts(ids, codes, where)
+    return (counts.max(-1).values / counts.sum(-1).clamp(min=1)).mean()
+
+
+def target_usage(ids: torch.Tensor, codes: int | None = None,
+                 where: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many codes the targets use: ids [..., G] over the real frames `where` -> (perplexity of the
+    code histogram summed over groups, as `code_perplexity` is for the softmax; share of the commonest
+    code, averaged over groups). A collapsed codebook: perplexity G, share 1. No frame: (0, 0)."""
+    counts = code_counts(ids, codes, where)
+    total = counts.sum(-1, keepdim=True)
+    p = counts / total.clamp(min=1)
+    perplexity = torch.exp(-torch.special.xlogy(p, p).sum(-1))
+    any_frame = total[:, 0] > 0
+    return torch.where(any_frame, perplexity, 0.0).sum(), p.max(-1).values.mean()
 
 
 def frame_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
