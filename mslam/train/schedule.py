@@ -16,6 +16,8 @@ class OptimConfig:
     eps: float = 1e-9            # unknown in the paper; the Transformer's
     weight_decay: float = 0.0    # unknown in the paper; none
     clip_grad_norm: float = 5.0  # unknown in the paper; 0 = no clipping
+    fused: bool = True           # one fused kernel for the update (CPU and CUDA), which also skips a
+                                 # non-finite step on the device; false: torch's default (foreach)
 
     def __post_init__(self):
         if self.peak_lr <= 0 or self.warmup_steps < 1:
@@ -45,10 +47,16 @@ def lr_factor(step: int, warmup_steps: int) -> float:
     return min(step / warmup_steps, math.sqrt(warmup_steps / step))
 
 
+def fused_available(params) -> bool:
+    """Whether torch has a fused Adam kernel for every parameter (floating point, on a CPU or GPU)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig):
     """Adam and its LambdaLR; the scheduler's step count is the optimiser step count."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                                 weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.peak_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                                 weight_decay=cfg.weight_decay, fused=cfg.fused and fused_available(params))
     # LambdaLR evaluates its lambda at 0 on construction: that is the LR of step 1.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i + 1, cfg.warmup_steps))
     return optimizer, scheduler

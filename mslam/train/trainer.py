@@ -12,7 +12,6 @@ import logging
 import math
 import time
 import warnings
-from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +53,20 @@ def pretrain(cfg: PretrainConfig, output_dir: str | Path, *, resume: bool = Fals
 
 @dataclass
 class StepResult:
-    skipped: bool = False
+    """What a step leaves on the device; nothing in it has been read by the host yet."""
+    skipped: torch.Tensor                # bool []: a non-finite loss or gradient norm; the update was not made
     sums: dict[str, torch.Tensor] = field(default_factory=dict)  # this process's sums over micro-batches
-    grad_norm: float = float("nan")
+    grad_norm: torch.Tensor | None = None
+    bad_micro: torch.Tensor | None = None   # bool [micro-batches]: which had a non-finite loss
+
+
+@dataclass
+class PendingStep:
+    """A step whose skip flag the host reads at the next log record (not in the step: no wait)."""
+    step: int
+    result: StepResult
+    micro_ids: list[int]
+    utt_ids: list[list[str]]
 
 
 class Trainer:
@@ -78,6 +88,7 @@ class Trainer:
         self.optimizer, self.scheduler = self.build_optimizer(self.model)
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=tc.precision == "fp16")
         self.step, self.nonfinite_in_row = 0, 0
+        self.pending: list[PendingStep] = []
         if checkpoint is not None:
             self.restore(checkpoint)
         if env.is_main:
@@ -135,12 +146,14 @@ class Trainer:
             self.scheduler.step()
             self.step = batch.step
             window.add(result, wait=t_got - t_ready, busy=time.perf_counter() - t_got)
-            self.count_nonfinite(result, batch, report)
+            self.pending.append(PendingStep(batch.step, result, batch.micro_ids, batch.utt_ids))
             if self.step % tc.log_every == 0 or self.step == tc.max_steps:
+                self.count_nonfinite(report)  # the host reads the step flags here, once per record
                 report.log(window.record(self.step, lr, self.scaler, env))
                 window = LogWindow()
             stop = self.after_step(report)
             if self.should_save() or stop:
+                self.count_nonfinite(report)
                 self.save()
             report.advance()
             if stop:
@@ -149,51 +162,69 @@ class Trainer:
         report.close()
 
     def train_step(self, batch: StepBatch) -> StepResult:
+        """Forward, backward and update of one step without waiting for the device: the host never
+        reads a value the step computes. A step with a non-finite loss or gradient norm makes no
+        update (the fused optimiser reads the flag on the device); the host learns of it at the next
+        log record (`count_nonfinite`)."""
         tc, env, model = self.cfg.trainer, self.env, self.model
         self.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, torch.Tensor] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
         n = len(batch.micro_batches)
+        bad_micro = []
         for k, (micro, m) in enumerate(zip(batch.micro_batches, batch.micro_ids)):
             torch.manual_seed(micro_batch_seed(tc.seed, batch.step, m))
             with D.gradient_sync(model, enabled=k == n - 1):
+                micro = micro.to(env.device)
                 with autocast(env.device, tc.precision):
-                    out = model(micro.to(env.device), batch.step)
+                    out = model(micro, batch.step)
                 loss = out["loss"] / n
-                # Every process must agree before backward (a skipped backward would hang the others).
-                bad = D.all_reduce_sum((~torch.isfinite(loss.detach())).float(), env)
-                if bad.item() > 0:
-                    if not torch.isfinite(loss.detach()):
-                        log.warning("step %d: non-finite loss on micro-batch %d (%s)", batch.step, m,
-                                    ", ".join(batch.utt_ids[k][:8]))
-                    self.optimizer.zero_grad(set_to_none=True)
-                    return StepResult(skipped=True)
+                bad_micro.append(~torch.isfinite(loss.detach()))
+                # Backward whatever the loss (every process runs the same collectives); a NaN spreads
+                # to the gradient norm and the update is not made.
                 self.scaler.scale(loss).backward()
             for key, v in out.items():
-                sums[key] = sums[key] + v.detach().float()
+                sums[key] = sums.get(key, 0.0) + v.detach().float()
             for key, v in micro.sizes().items():  # frames and characters, for throughput
-                sums[key] = sums[key] + v
-            sums["micro_batches"] = sums["micro_batches"] + 1.0
+                sums[key] = sums.get(key, 0.0) + v
+            sums["micro_batches"] = sums.get("micro_batches", 0.0) + 1.0
+        bad = torch.stack(bad_micro)
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.clip_grad_norm or math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # fp16 overflow: the scaler skips
-            log.warning("step %d: non-finite gradient norm", batch.step)
-            return StepResult(skipped=True)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return StepResult(False, dict(sums), grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        # The gradients are reduced over processes, so is their norm; the loss flags are reduced here.
+        skipped = (D.all_reduce_sum(bad.any().float(), env) > 0) | ~torch.isfinite(grad_norm)
+        if self.scaler.is_enabled():  # fp16: the scaler finds the overflow and skips by itself
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            optimizer_step(self.optimizer, skipped)
+        return StepResult(skipped, sums, grad_norm.detach(), bad)
 
-    def count_nonfinite(self, result: StepResult, batch: StepBatch, report: TrainReport) -> None:
-        if not result.skipped:
-            self.nonfinite_in_row = 0
+    def count_nonfinite(self, report: TrainReport) -> None:
+        """Read the skip flags of the steps since the last call (one wait for the device), say which
+        were skipped and why, and stop after trainer.max_nonfinite_in_row in a row."""
+        pending, self.pending = self.pending, []
+        if not pending:
             return
-        self.nonfinite_in_row += 1
-        report.message(f"step {batch.step}: skipped (non-finite loss; {self.nonfinite_in_row} in a row)")
-        if self.nonfinite_in_row >= self.cfg.trainer.max_nonfinite_in_row:
-            raise NonFiniteLossError(
-                f"{self.nonfinite_in_row} steps in a row had a non-finite loss (up to step {batch.step}); "
-                f"stopping (trainer.max_nonfinite_in_row). Utterances of the last step: "
-                f"{', '.join(u for ids in batch.utt_ids for u in ids[:5])}")
+        flags = torch.stack([p.result.skipped for p in pending]).tolist()
+        for p, skipped in zip(pending, flags):
+            if not skipped:
+                self.nonfinite_in_row = 0
+                continue
+            bad = p.result.bad_micro.tolist() if p.result.bad_micro is not None else []
+            for k, (m, is_bad) in enumerate(zip(p.micro_ids, bad)):
+                if is_bad:
+                    log.warning("step %d: non-finite loss on micro-batch %d (%s)", p.step, m,
+                                ", ".join(p.utt_ids[k][:8]))
+            if not any(bad):
+                log.warning("step %d: non-finite gradient norm", p.step)
+            self.nonfinite_in_row += 1
+            report.message(f"step {p.step}: skipped (non-finite loss; {self.nonfinite_in_row} in a row)")
+            if self.nonfinite_in_row >= self.cfg.trainer.max_nonfinite_in_row:
+                raise NonFiniteLossError(
+                    f"{self.nonfinite_in_row} steps in a row had a non-finite loss (up to step {p.step}); "
+                    f"stopping (trainer.max_nonfinite_in_row). Utterances of the last step: "
+                    f"{', '.join(u for ids in p.utt_ids for u in ids[:5])}")
 
     # ------------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -290,6 +321,18 @@ def _as_is(batch):
     return batch
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, skipped: torch.Tensor) -> None:
+    """The update, unless `skipped` (bool on the device). Fused Adam/AdamW take the flag as
+    `found_inf` and skip on the device (parameters, moments and step count untouched); any other
+    optimiser needs the host to read it."""
+    if all(group.get("fused") for group in optimizer.param_groups):
+        optimizer.found_inf = skipped.float()
+        optimizer.step()
+        optimizer.found_inf = None
+    elif not bool(skipped):
+        optimizer.step()
+
+
 def micro_batch_seed(seed: int, step: int, micro_batch: int) -> int:
     return int(np.random.SeedSequence([seed, step, micro_batch]).generate_state(1)[0])
 
@@ -323,35 +366,43 @@ def resume_point(out: Path, resume: bool) -> Path | None:
 
 
 class LogWindow:
-    """Sums over the steps since the last log record; reduced over processes when logged."""
+    """Sums over the steps since the last log record, kept on the device; reduced over processes and
+    read by the host when logged."""
 
     def __init__(self):
-        self.sums: dict[str, torch.Tensor] = defaultdict(float)
-        self.steps = self.skipped = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.skipped: torch.Tensor | float = 0.0
+        self.grad_norm_sum: torch.Tensor | float = 0.0
         self.wait = self.busy = 0.0
-        self.grad_norms: list[float] = []
 
     def add(self, result: StepResult, wait: float, busy: float) -> None:
         self.steps += 1
         self.wait, self.busy = self.wait + wait, self.busy + busy
-        if result.skipped:
-            self.skipped += 1
-            return
-        for k, v in result.sums.items():
-            self.sums[k] = self.sums[k] + v
-        self.grad_norms.append(result.grad_norm)
+        skip = result.skipped
+        self.skipped = self.skipped + skip.float()
+        for k, v in result.sums.items():  # a skipped step adds nothing (where, not a product: NaN * 0 = NaN)
+            if isinstance(v, torch.Tensor):
+                v = v.to(skip.device, non_blocking=True)
+            self.sums[k] = self.sums.get(k, 0.0) + torch.where(skip, 0.0, v)
+        if result.grad_norm is not None:
+            self.grad_norm_sum = self.grad_norm_sum + torch.where(skip, 0.0, result.grad_norm.float())
 
     def record(self, step: int, lr: float, scaler, env: D.DistEnv) -> dict:
         keys = sorted(self.sums)  # the same keys, in the same order, in every process
-        totals = D.all_reduce_sum(torch.tensor([float(self.sums[k]) for k in keys], dtype=torch.float64), env)
+        device = env.device
+        local = [torch.as_tensor(self.sums[k], dtype=torch.float64, device=device).reshape(()) for k in keys]
+        totals = D.all_reduce_sum(torch.stack(local) if local else torch.zeros(0, dtype=torch.float64, device=device),
+                                  env)
         total = dict(zip(keys, totals.tolist()))
+        skipped = int(float(self.skipped))
         elapsed = self.wait + self.busy
-        rec = {"step": step, "lr": lr, "skipped_steps": self.skipped}
+        rec = {"step": step, "lr": lr, "skipped_steps": skipped}
         n = total.pop("micro_batches", 0.0)
         frames, chars = total.pop("frames", 0.0), total.pop("chars", 0.0)
         rec.update({k: v / n for k, v in total.items()} if n else {})
-        if self.grad_norms:
-            rec["grad_norm"] = sum(self.grad_norms) / len(self.grad_norms)
+        if self.steps > skipped:
+            rec["grad_norm"] = float(self.grad_norm_sum) / (self.steps - skipped)
         if scaler.is_enabled():
             rec["loss_scale"] = scaler.get_scale()
         rec.update({"data_wait_frac": self.wait / max(elapsed, 1e-9), "step_time": elapsed / self.steps,
