@@ -12,6 +12,7 @@ processed by rank m % world_size.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,18 @@ class DataConfig:
     paired: SpeechSourceConfig = field(default_factory=SpeechSourceConfig)
     num_workers: int = 2         # DataLoader processes building batches (features on the fly or from ark)
     prefetch_steps: int = 4      # steps each worker builds ahead
+    # Static shapes: every batch padded to a fixed grid, lengths up to the next of a geometric series
+    # (x shape_growth from shape_min_len, capped at the source's maximum) and the batch up to the next
+    # power of 2 with empty rows (length 0, which every loss leaves out). So torch.compile compiles the
+    # whole model once per shape, and a few shapes cover an epoch. Off: batches as long as their longest item.
+    static_shapes: bool = False
+    shape_growth: float = 1.25
+    shape_min_len: int = 64
+
+    def __post_init__(self):
+        if self.shape_growth <= 1.0 or self.shape_min_len < 1:
+            raise ValueError(f"need shape_growth > 1 and shape_min_len >= 1, got {self.shape_growth}, "
+                             f"{self.shape_min_len}")
 
     def path(self, p: str) -> Path:
         return Path(self.root) / p
@@ -216,7 +229,60 @@ class PretrainBatches(torch.utils.data.Dataset):
         if "paired" in parts:
             feats, feat_lens = _speech_tensors(parts["paired"], self.cmvn)
             batch.paired = PairedPart(feats, feat_lens, *_token_tensors(parts["paired"], self.tokenizer))
-        return batch
+        return pad_to_static_shape(batch, self.cfg) if self.cfg.static_shapes else batch
+
+    def shapes(self, step: int) -> dict[str, tuple[int, ...]]:
+        """The tensor shapes of `step`'s first micro-batch per source, from the manifest lengths alone
+        (no audio read): what torch.compile would see."""
+        out = {}
+        for name, micro in self.plan(step).items():
+            idx = micro[0]
+            longest = max(int(self.samplers[name].lengths[i]) for i in idx)
+            b, t = len(idx), longest
+            if self.cfg.static_shapes:
+                b, t = static_batch(b), static_length(t, self.cfg, getattr(self.cfg, name).max_units())
+            out[name] = (b, t)
+        return out
+
+
+def static_length(n: int, cfg: DataConfig, cap: int = 0) -> int:
+    """The grid length that holds n: shape_min_len * growth^i rounded up to a multiple of 8, or cap."""
+    size = cfg.shape_min_len
+    while size < n:
+        size = int(math.ceil(size * cfg.shape_growth / 8) * 8)
+    return max(n, min(size, cap)) if cap else size
+
+
+def static_batch(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def pad_to_static_shape(batch: PretrainBatch, cfg: DataConfig) -> PretrainBatch:
+    """Pad lengths and batch sizes of every part to the grid (empty rows have length 0)."""
+    def pad(x: torch.Tensor, rows: int, length: int, value=0) -> torch.Tensor:
+        extra = [0, 0] * (x.dim() - 2) + [0, length - x.shape[1], 0, rows - x.shape[0]]
+        return torch.nn.functional.pad(x, extra, value=value)
+
+    def pad_lens(lens: torch.Tensor, rows: int) -> torch.Tensor:
+        return torch.nn.functional.pad(lens, (0, rows - lens.shape[0]))
+
+    out = PretrainBatch()
+    if batch.speech is not None:
+        b = static_batch(batch.speech.feats.shape[0])
+        t = static_length(batch.speech.feats.shape[1], cfg, cfg.speech.max_frames)
+        out.speech = SpeechPart(pad(batch.speech.feats, b, t), pad_lens(batch.speech.feat_lens, b))
+    if batch.text is not None:
+        b = static_batch(batch.text.tokens.shape[0])
+        t = static_length(batch.text.tokens.shape[1], cfg, cfg.text.max_chars)
+        out.text = TextPart(pad(batch.text.tokens, b, t, PAD_ID), pad_lens(batch.text.token_lens, b))
+    if batch.paired is not None:
+        p = batch.paired
+        b = static_batch(p.feats.shape[0])
+        t = static_length(p.feats.shape[1], cfg, cfg.paired.max_frames)
+        lt = static_length(p.tokens.shape[1], cfg)
+        out.paired = PairedPart(pad(p.feats, b, t), pad_lens(p.feat_lens, b), pad(p.tokens, b, lt, PAD_ID),
+                                pad_lens(p.token_lens, b))
+    return out
 
     def fingerprint(self) -> dict:
         """What decides the data order: stored in checkpoints and compared on resume."""

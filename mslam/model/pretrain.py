@@ -148,14 +148,23 @@ class PretrainModel(nn.Module):
 
     def forward(self, batch: PretrainBatch, step: int = 0) -> dict[str, torch.Tensor]:
         """Named losses, the weighted total `loss`, and detached statistics."""
+        part = batch.speech or batch.text or batch.paired
+        device = None if part is None else getattr(part, "feat_lens", getattr(part, "token_lens", None)).device
+        # What depends on the step number enters as tensors (filled on the device, no copy): `losses`
+        # then sees the same inputs every step, so torch.compile compiles it once per batch shape.
+        temperature = torch.full((), self.objective.quantizer.temperature(step), device=device)
+        ramp = torch.full((), self.objective.mlm_ramp.at(step), device=device)
+        return self.losses(batch, temperature, ramp)
+
+    def losses(self, batch: PretrainBatch, temperature: torch.Tensor, ramp: torch.Tensor) -> dict[str, torch.Tensor]:
+        """forward() with the Gumbel temperature and the masked-prediction ramp of the step given."""
         out: dict[str, torch.Tensor] = {}
         if batch.speech is not None:
-            out.update(self.speech_losses(batch.speech, step))
+            out.update(self.speech_losses(batch.speech, temperature=temperature))
         if batch.text is not None and self.uses_text:
             out.update(self.text_losses(batch.text))
         if batch.paired is not None and self.uses_text:
             out.update(self.paired_losses(batch.paired))
-        ramp = self.objective.mlm_ramp.at(step)
         terms = [self.weights[k] * (ramp if k in CODE_PREDICTION else 1.0) * v
                  for k, v in out.items() if k in self.weights]
         if not terms:
@@ -164,7 +173,8 @@ class PretrainModel(nn.Module):
         return out
 
     # --- unlabeled speech: w2v-BERT
-    def speech_losses(self, part: SpeechPart, step: int) -> dict[str, torch.Tensor]:
+    def speech_losses(self, part: SpeechPart, step: int = 0,
+                      temperature: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         enc, quant, obj = self.encoder, self.quantizer, self.objective
         x, lens = enc.speech_features(part.feats, part.feat_lens)
         valid = lengths_to_valid(lens, x.shape[1])
@@ -175,7 +185,7 @@ class PretrainModel(nn.Module):
         hidden = enc.speech_stack(self.speech_masker.replace(x, mask), lens)
         top = enc.shared(hidden, lens)
 
-        temp = obj.quantizer.temperature(step)
+        temp = obj.quantizer.temperature(step) if temperature is None else temperature
         dist = sample_distractors(mask, obj.contrastive.distractors)
         context = self.contrastive_proj(gather_steps(hidden, dist.positions))
         targets, codes = quant.quantize(gather_steps(q_logits, dist.positions), temp)
@@ -188,7 +198,7 @@ class PretrainModel(nn.Module):
                "w2v_mlm_majority_acc": majority_accuracy(ids, codes_n, mask), "code_perplexity": ppl,
                "target_perplexity": usage, "target_top_share": top_share,
                "speech_mask_frac": (mask.sum() / valid.sum().clamp(min=1)).detach(),
-               "gumbel_temp": torch.tensor(temp)}
+               "gumbel_temp": torch.as_tensor(temp).detach()}
         if top.shape[0] > 1:
             out["utterance_spread"] = utterance_spread(top, valid)
         return out
@@ -289,7 +299,11 @@ def utterance_spread(top: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     a classifier or decoder to fine-tune on (a random-init encoder gives about 0.2)."""
     with torch.no_grad():
         pooled = masked_mean(top, valid).float()
-        return pooled.std(0).mean() / pooled.abs().mean().clamp(min=1e-8)
+        rows = valid.any(1).float()[:, None]  # empty rows (static-shape padding) are left out
+        n = rows.sum()
+        mean = (pooled * rows).sum(0) / n.clamp(min=1)
+        std = (((pooled - mean) ** 2 * rows).sum(0) / (n - 1).clamp(min=1)).sqrt()
+        return std.mean() / ((pooled.abs() * rows).sum(0) / n.clamp(min=1)).mean().clamp(min=1e-8)
 
 
 def parameter_groups(model: PretrainModel) -> dict[str, int]:

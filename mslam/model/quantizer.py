@@ -58,7 +58,8 @@ class GumbelVectorQuantizer(nn.Module):
             if valid is None:
                 valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
             mean = masked_mean(x, valid)[:, None]
-            std = masked_mean((x - mean) ** 2, valid)[:, None].sqrt()
+            # (clamped: an empty row's variance is 0, whose square root has an infinite gradient)
+            std = masked_mean((x - mean) ** 2, valid)[:, None].clamp(min=1e-12).sqrt()
             x = (x - mean) / (std + 1e-5)
         return self.to_logits(x).float().unflatten(-1, (self.groups, self.codes))
 

@@ -52,3 +52,25 @@ def test_target_statistics_with_a_mask_equal_them_on_the_selected_ids():
     assert torch.allclose(majority_accuracy(ids, 16, where), majority_accuracy(ids[where]))
     for ours, ref in zip(target_usage(ids, 16, where), target_usage(ids[where])):
         assert torch.allclose(ours, ref)
+
+
+def test_a_batch_padded_to_a_static_shape_trains_with_finite_gradients():
+    """Static shapes add empty rows (length 0) and frames; every loss must leave them out cleanly."""
+    from mslam.data.pretrain_data import DataConfig, pad_to_static_shape
+    from mslam.model.pretrain import PairedPart, PretrainBatch, SpeechPart, TextPart
+    from mslam.tasks.pretrain import build_pretrain_model, load_pretrain_config
+    torch.manual_seed(0)
+    model = build_pretrain_model(load_pretrain_config("tiny"))
+    g = torch.Generator().manual_seed(0)
+    batch = PretrainBatch(
+        SpeechPart(torch.randn(3, 150, 80, generator=g), torch.tensor([150, 120, 90])),
+        TextPart(torch.randint(6, 64, (3, 40), generator=g), torch.tensor([40, 30, 12])),
+        PairedPart(torch.randn(3, 130, 80, generator=g), torch.tensor([130, 100, 70]),
+                   torch.randint(6, 64, (3, 12), generator=g), torch.tensor([12, 9, 5])))
+    padded = pad_to_static_shape(batch, DataConfig())
+    assert padded.speech.feats.shape == (4, 176, 80) and padded.text.tokens.shape == (4, 64)
+    assert padded.paired.feat_lens.tolist() == [130, 100, 70, 0]
+    out = model(padded)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
