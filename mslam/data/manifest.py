@@ -13,11 +13,11 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import soundfile
 
 from mslam.data.audio import SAMPLE_RATE
-from mslam.data.features import FbankConfig, num_frames
 from mslam.data.kaldi import DataDir, DataDirError, Segment, Utterance, atomic_write_text
 from mslam.data.tokenizer import normalize_text
 
@@ -43,6 +43,9 @@ class Record:
 
 
 def _frames_of_seconds(seconds: float) -> int:
+    # Imported here: mslam.data.features imports torch, which the shard reader (mslam.data.shards,
+    # a Record per line) does not need; a sampler process stays at numpy's size.
+    from mslam.data.features import FbankConfig, num_frames
     return num_frames(int(round(seconds * SAMPLE_RATE)), FbankConfig())
 
 
@@ -114,14 +117,16 @@ def text_manifest(shard_dir: str | os.PathLike) -> list[Record]:
     shards = sorted(shard_dir.glob("*.txt"))
     if not shards:
         raise DataDirError(f"{shard_dir}: no text shards (<lang>.txt, one sentence per line)")
-    records = []
-    for shard in shards:
-        with open(shard, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    line = normalize_text(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise DataDirError(f"{shard}:{lineno}: not valid UTF-8") from None
-                if line:
-                    records.append(Record(f"{shard.stem}:{lineno}", shard.stem, len(line), line))
-    return records
+    return [r for shard in shards for r in iter_text_shard(shard)]
+
+
+def iter_text_shard(shard: Path) -> Iterator[Record]:
+    """The records of one text shard, a line at a time (shard sets are written from this stream)."""
+    with open(shard, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = normalize_text(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise DataDirError(f"{shard}:{lineno}: not valid UTF-8") from None
+            if line:
+                yield Record(f"{shard.stem}:{lineno}", shard.stem, len(line), line)

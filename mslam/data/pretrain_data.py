@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pad_sequence
 from mslam.config import ConfigError
 from mslam.data.features import CMVNStats, load_features
 from mslam.data.manifest import Record, speech_manifest, text_manifest
+from mslam.data.shards import ShardSampler, ShardSource
 from mslam.data.tokenizer import PAD_ID, CharTokenizer, temperature_weights
 from mslam.model.pretrain import PairedPart, PretrainBatch, SpeechPart, TextPart
 
@@ -39,8 +40,14 @@ class SourceConfig:
     temperature: float = 1.0     # language sampling p_l ~ (n_l / N)^(1/T); T=1 proportional, large T uniform
     batch_sequences: int = 0     # sequences per step, all processes together (0: no limit)
     buckets: int = 10            # length buckets per language (each step draws from one)
+    # dirs: Kaldi data dirs / dirs of <lang>.txt, held in memory, one language per batch;
+    # shards: shard sets (python -m mslam.bin.make_shards), read lazily, languages mixed per utterance
+    # (mslam/data/shards.py; their length buckets are the ones make_shards wrote).
+    format: str = "dirs"
 
     def __post_init__(self):
+        if self.format not in ("dirs", "shards"):
+            raise ValueError(f"format must be 'dirs' or 'shards', got {self.format!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.dirs and self.batch_sequences <= 0 and self.budget_units() <= 0:
@@ -191,6 +198,11 @@ class PretrainBatches(torch.utils.data.Dataset):
             src = getattr(cfg, name)
             if not src.dirs:
                 continue
+            if src.format == "shards":   # records read when a batch is collated, lengths when drawn
+                source = ShardSource([cfg.path(d) for d in src.dirs], name)
+                self.records[name] = source
+                self.samplers[name] = ShardSampler(name, source, src, seed, self.num_micro, SOURCES.index(name))
+                continue
             records = load_source(name, src, cfg, cache_dir)
             if not records:
                 raise ConfigError(f"data.{name}: no usable utterances in {src.dirs} (under {cfg.root})")
@@ -244,6 +256,11 @@ class PretrainBatches(torch.utils.data.Dataset):
             out[name] = (b, t)
         return out
 
+    def fingerprint(self) -> dict:
+        """What decides the data order: stored in checkpoints and compared on resume."""
+        return {"sources": {n: [len(self.records[n]), len(s.langs)] for n, s in self.samplers.items()},
+                "num_micro_batches": self.num_micro}
+
 
 def static_length(n: int, cfg: DataConfig, cap: int = 0) -> int:
     """The grid length that holds n: shape_min_len * growth^i rounded up to a multiple of 8, or cap."""
@@ -283,11 +300,6 @@ def pad_to_static_shape(batch: PretrainBatch, cfg: DataConfig) -> PretrainBatch:
         out.paired = PairedPart(pad(p.feats, b, t), pad_lens(p.feat_lens, b), pad(p.tokens, b, lt, PAD_ID),
                                 pad_lens(p.token_lens, b))
     return out
-
-    def fingerprint(self) -> dict:
-        """What decides the data order: stored in checkpoints and compared on resume."""
-        return {"sources": {n: [len(self.records[n]), len(s.langs)] for n, s in self.samplers.items()},
-                "num_micro_batches": self.num_micro}
 
 
 def load_source(name: str, src: SourceConfig, cfg: DataConfig, cache_dir) -> list[Record]:
