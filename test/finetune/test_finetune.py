@@ -109,6 +109,24 @@ def test_init_loads_the_pretrained_encoder_and_no_init_trains_from_scratch(ft_co
     assert not torch.equal(init["model"][head], scratch["model"][head])
 
 
+def test_fresh_top_layers_keep_their_initialisation_and_the_rest_load():
+    from mslam.tasks.finetune import load_encoder_weights
+    cfg = load_finetune_config({"task": "langid", "model": TINY_MODEL, "head": TINY_HEAD, "fresh_top_layers": 1})
+    model = build_finetune_model(cfg, 3)
+    fresh = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    checkpoint = {f"encoder.{k}": v + 1.0 for k, v in fresh.items() if v.is_floating_point()}
+    load_encoder_weights(model, checkpoint, "ckpt", cfg.fresh_top_layers)
+    stacks = [f"{s}.layers.{i}." for s in ("speech_layers", "shared_layers")
+              for i in range(len(getattr(model.encoder, s).layers))]
+    top = "shared_layers.layers.0."  # the top of the tiny encoder's two layers
+    assert stacks[-1] == top
+    for k, v in model.encoder.state_dict().items():
+        if f"encoder.{k}" in checkpoint:
+            assert torch.equal(v, fresh[k] if k.startswith(top) else fresh[k] + 1.0), k
+    with pytest.raises(ValueError, match="has 2 layers"):
+        load_encoder_weights(model, checkpoint, "ckpt", len(stacks) + 1)
+
+
 def pretrained_config(run: Path) -> dict:
     import yaml
     return yaml.safe_load((run / "config.yaml").read_text())
