@@ -79,3 +79,25 @@ def test_few_label_sets_are_seeded_draws_over_disjoint_speakers(mini_corpus, tmp
             utts = [u for u, v in sets["train"].tables["utt2lang"].items() if v == lang]
             lang_speakers = {full.tables["utt2spk"][u] for u, v in full.tables["utt2lang"].items() if v == lang}
             assert len({sets["train"].tables["utt2spk"][u] for u in utts}) == min(len(utts), len(lang_speakers))
+
+
+def test_label_gain_table_and_plot_from_known_scores(tmp_path):
+    """Means, standard deviations, gains (CER: down is better) and their standard errors of known runs."""
+    runs = tmp_path / "label_gain"
+    known = {("asr", "scratch", "10"): [30.0, 34.0], ("asr", "w2v-bert", "10"): [20.0, 22.0],
+             ("langid", "scratch", "all"): [80.0, 80.0, 83.0], ("langid", "w2v-bert", "all"): [90.0, 91.0, 89.0]}
+    for (task, encoder, n), values in known.items():
+        for seed, v in enumerate(values):
+            out = runs / task / encoder / f"n{n}" / f"seed{seed}" / "decode_test"
+            out.mkdir(parents=True)
+            scores = {"task": task, "average": {"cer": v, "wer": 0.0}} if task == "asr" else {"task": task, "accuracy": v}
+            (out / "scores.json").write_text(json.dumps(scores))
+    r = subprocess.run([sys.executable, str(RECIPE / "local" / "plot_label_gain.py"), "--runs", str(runs),
+                        "--out", str(tmp_path / "gain")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    table = (tmp_path / "gain.md").read_text()
+    # asr: scratch 32 +- 2.8, w2v-bert 21 +- 1.4; gain 11, se sqrt(2/2 + 8/2) = 2.2
+    assert "| 10 | 32.0 +- 2.8 (2) | 21.0 +- 1.4 (2) | +11.0 +- 2.2 |" in table, table
+    # langid: scratch 81 +- 1.7, w2v-bert 90 +- 1.0; gain 9, se sqrt(1/3 + 3/3) = 1.2
+    assert "| all | 81.0 +- 1.7 (3) | 90.0 +- 1.0 (3) | +9.0 +- 1.2 |" in table, table
+    assert (tmp_path / "gain.png").read_bytes()[:4] == b"\x89PNG"
