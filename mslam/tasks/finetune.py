@@ -406,7 +406,9 @@ class FinetuneTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Teacher-forced dev loss (and accuracy), and for asr / st the CER / BLEU of greedy decoding
-        (averaged over languages, as the test scores are), over the whole dev set in every process."""
+        (averaged over languages, as the test scores are). Under DDP each process evaluates its share of
+        the fixed dev batches (`dev_share`) and the sums and hypotheses are reduced, so every process gets
+        the numbers one process gets."""
         model = D.unwrap(self.model)
         if self.dev_batches is None:
             groups = fixed_batches(self.dev, self.cfg.data.batch)
@@ -418,7 +420,7 @@ class FinetuneTrainer(Trainer):
         hyps, langs = {}, {}
         n = 0
         greedy = dataclasses.replace(self.cfg.decode, method="greedy")
-        for batch, examples in self.dev_batches:
+        for batch, examples in self.dev_share():
             batch = batch.to(self.env.device)
             with autocast(self.env.device, self.cfg.trainer.precision):
                 out = model(batch)
@@ -430,7 +432,13 @@ class FinetuneTrainer(Trainer):
             for e, hyp in zip(examples, decoded):
                 hyps[e.id], langs[e.id] = self.targets.decode(hyp), e.lang
         model.train()
-        result = {k: v / n for k, v in totals.items()}
+        sums = torch.tensor([totals["loss"], totals["acc"], n], dtype=torch.float64, device=self.env.device)
+        loss, acc, n = D.all_reduce_sum(sums, self.env).tolist()
+        result = {"loss": loss / n, "acc": acc / n}
+        if self.cfg.task in ("asr", "st"):
+            for part_hyps, part_langs in D.all_gather_objects((hyps, langs), self.env):
+                hyps.update(part_hyps)
+                langs.update(part_langs)
         if math.isnan(result["acc"]):
             del result["acc"]
         if self.cfg.task == "asr":
@@ -438,6 +446,10 @@ class FinetuneTrainer(Trainer):
         elif self.cfg.task == "st":
             result["bleu"] = bleu(self.dev_refs, hyps, langs, groups={}, baselines=False)["groups"]["all"]
         return result
+
+    def dev_share(self) -> list:
+        """This process's dev batches: the same fixed batches for any number of processes, dealt out."""
+        return D.rank_share(self.dev_batches, self.env, self.cfg.trainer.parallel)
 
     def ranked_steps(self) -> list[int]:
         """Evaluated steps, best dev score first (ties: the earlier step)."""

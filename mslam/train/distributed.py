@@ -84,6 +84,24 @@ def all_reduce_sum(t: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return t
 
 
+def all_gather_objects(obj, env: DistEnv) -> list:
+    """Every process's `obj` (picklable), in rank order, in every process."""
+    if not env.distributed:
+        return [obj]
+    out = [None] * env.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def rank_share(items: list, env: DistEnv, parallel: str = "ddp") -> list:
+    """This process's part of a fixed list of evaluation batches: every world_size-th, from its rank.
+    Under FSDP every process keeps the whole list: a sharded forward (and each decoding step) is a
+    collective, so all processes must run the same batches in step."""
+    if not env.distributed or parallel == "fsdp":
+        return items
+    return items[env.rank::env.world_size]
+
+
 def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Unsharded model and optimiser state on the CPU (collective under FSDP; rank 0 gets it)."""
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
