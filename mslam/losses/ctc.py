@@ -56,6 +56,11 @@ def ctc_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tenso
     skip = torch.zeros(b, s_len, dtype=torch.bool, device=log_probs.device)
     if lmax > 1:
         skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
+    return _ctc_apply(log_probs, ext, skip, lengths, target_lengths)
+
+
+@torch.compiler.disable  # eager inside a compiled model: compiling would unroll its loops over time
+def _ctc_apply(log_probs, ext, skip, lengths, target_lengths):
     return _CTCForwardBackward.apply(log_probs, ext, skip, lengths, target_lengths)
 
 

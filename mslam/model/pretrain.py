@@ -172,6 +172,13 @@ class PretrainModel(nn.Module):
         out["loss"] = torch.stack(terms).sum()
         return out
 
+    def compile_losses(self) -> None:
+        """torch.compile each part's losses (speech, text, paired) on its own: one graph per shape of
+        that part, so with data.static_shapes a few dozen per epoch rather than one per combination.
+        CTC's recursion stays eager (torch.compiler.disable)."""
+        for name in ("speech_losses", "text_losses", "paired_losses"):
+            setattr(self, name, torch.compile(getattr(self, name), dynamic=False))
+
     # --- unlabeled speech: w2v-BERT
     def speech_losses(self, part: SpeechPart, step: int = 0,
                       temperature: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -14,6 +14,9 @@ class TrainerConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     parallel: Literal["ddp", "fsdp"] = "ddp"   # under torchrun: DDP replicas, or FSDP2 sharding
     activation_checkpointing: bool = False     # recompute Conformer blocks in backward (memory for time)
+    # torch.compile the model's losses per data source (all but CTC's recursion, which stays eager), one graph
+    # per batch shape: use with data.static_shapes, else every new length compiles again
+    compile: bool = False
     save_every: int = 1000           # steps between checkpoints (and at the last step)
     keep_checkpoints: int = 5        # newest checkpoints kept (0: all)
     log_every: int = 10              # steps between JSON-log / TensorBoard records

@@ -84,6 +84,8 @@ class Trainer:
         for stack in model.modules():
             if isinstance(stack, ConformerStack):
                 stack.checkpoint_activations = tc.activation_checkpointing
+        if tc.compile and hasattr(model, "compile_losses"):
+            model.compile_losses()
         self.model = D.wrap_model(model, tc.parallel, env, find_unused=self.find_unused_parameters)
         self.optimizer, self.scheduler = self.build_optimizer(self.model)
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=tc.precision == "fp16")
