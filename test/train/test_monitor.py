@@ -20,6 +20,20 @@ def test_held_out_batch_is_fixed_and_spread_over_languages(tiny_corpus):
     assert len(langs) >= 6  # so six utterances are six languages: the draw takes them in turn
 
 
+def test_held_out_batch_from_a_shard_set_reads_only_what_it_draws(tiny_corpus, tmp_path, monkeypatch):
+    from mslam.bin.make_shards import main as make_shards
+    from mslam.data.shards import ShardSource
+    make_shards(["--kind", "speech", "--out", str(tmp_path / "set"), str(tiny_corpus / "speech/dev")])
+    reads = []
+    record = ShardSource.record
+    monkeypatch.setattr(ShardSource, "record", lambda self, i: (reads.append(i), record(self, i))[1])
+    cfg = MonitorConfig(utterances=6)
+    a, b = held_out_batch(tmp_path / "set", cfg, None), held_out_batch(tmp_path / "set", cfg, None)
+    assert torch.equal(a.feats, b.feats) and a.feats.shape[0] == 6
+    langs = {line.split()[1] for line in (tiny_corpus / "speech/dev/utt2lang").read_text().splitlines()}
+    assert len(reads) <= 2 * len(langs) * cfg.utterances   # at most `utterances` per language, per call
+
+
 def test_a_collapsed_encoder_is_reported(tiny_config, caplog):
     cfg = tiny_config()
     torch.manual_seed(0)
