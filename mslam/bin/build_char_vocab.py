@@ -13,29 +13,54 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from mslam.data.kaldi import DataDir, DataDirError
-from mslam.data.manifest import UNDETERMINED_LANG, text_manifest
+from mslam.data.manifest import UNDETERMINED_LANG, iter_text_shard
 from mslam.data.scripts import ScriptCheck
-from mslam.data.tokenizer import CharTokenizer
+from mslam.data.tokenizer import CharTokenizer, count_chars
 
 
-def collect_texts(text_shards: list[str], data_dirs: list[str], check: ScriptCheck | None = None,
-                  drop_foreign: bool = False) -> dict[str, list[str]]:
-    """Texts per language; each is checked against its language's scripts when `check` is given, and
-    left out when it fails the check and `drop_foreign` is set."""
-    texts: dict[str, list[str]] = {}
+@dataclass
+class CharCounts:
+    """Per-language character counts of everything read so far: what the vocabulary is built from.
+    Texts are counted as they stream by and not kept, so memory is bounded by the alphabets, not the
+    corpus (one pass over each input)."""
+    counts: dict[str, Counter] = field(default_factory=dict)
+    texts: int = 0
+    seen: set[str] = field(default_factory=set)   # distinct characters as written (for the summary)
+    lowercase: bool = False
+
+    def add(self, lang: str, text: str) -> None:
+        count_chars(self.counts.setdefault(lang, Counter()), text, self.lowercase)
+        self.texts += 1
+        self.seen.update(text)
+
+
+def count_texts(text_shards: list[str], data_dirs: list[str], check: ScriptCheck | None = None,
+                drop_foreign: bool = False, lowercase: bool = False, progress: bool = False) -> CharCounts:
+    """Counts of the texts, per language; each is checked against its language's scripts when `check`
+    is given, and left out when it fails the check and `drop_foreign` is set."""
+    counts = CharCounts(lowercase=lowercase)
 
     def add(where: str, lang: str, text: str) -> None:
         usable = check is None or check.check(where, lang, text)
         if usable or not drop_foreign:
-            texts.setdefault(lang, []).append(text)
+            counts.add(lang, text)
 
+    shards = []
     for shard_dir in text_shards:
-        for r in text_manifest(shard_dir):
-            stem, line = r.id.rsplit(":", 1)
-            add(f"{Path(shard_dir) / stem}.txt:{line}", r.lang, r.text)
+        found = sorted(Path(shard_dir).glob("*.txt"))
+        if not found:
+            raise DataDirError(f"{shard_dir}: no text shards (<lang>.txt, one sentence per line)")
+        shards += found
+    for shard in tqdm(shards, desc="build_char_vocab", unit="shard", disable=not progress):
+        for r in iter_text_shard(shard):
+            add(f"{shard}:{r.id.rsplit(':', 1)[1]}", r.lang, r.text)
     for d in data_dirs:
         data = DataDir(d)
         if "text" not in data.tables:
@@ -44,7 +69,7 @@ def collect_texts(text_shards: list[str], data_dirs: list[str], check: ScriptChe
         for utt, text in data.tables["text"].items():
             if text.strip():   # an empty transcript has no characters to count
                 add(f"{data.path / 'text'}: utterance '{utt}'", langs.get(utt, UNDETERMINED_LANG), text)
-    return texts
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--foreign", choices=("report", "drop", "fail"), default="report",
                    help="texts with characters outside their language's scripts: report them, leave them out, "
                         "or stop")
+    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if not args.text_shards and not args.data_dirs:
         p.error("give --text-shards and/or --data-dirs")
     check = ScriptCheck()
     try:
-        texts = collect_texts(args.text_shards, args.data_dirs, check, drop_foreign=args.foreign == "drop")
+        counts = count_texts(args.text_shards, args.data_dirs, check, drop_foreign=args.foreign == "drop",
+                             lowercase=args.lowercase, progress=not args.no_progress and sys.stderr.isatty())
     except DataDirError as e:
         print(f"build_char_vocab: error: {e}", file=sys.stderr)
         return 1
@@ -78,12 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     if n_foreign:
         print(f"build_char_vocab: {n_foreign} text(s) with characters outside their language's scripts "
               f"{'left out' if args.foreign == 'drop' else 'counted (--foreign drop leaves them out)'}")
-    tok = CharTokenizer.build(texts, max_size=args.max_size, coverage=args.coverage,
-                              temperature=args.temperature, lowercase=args.lowercase)
+    tok = CharTokenizer.from_counts(counts.counts, max_size=args.max_size, coverage=args.coverage,
+                                    temperature=args.temperature, lowercase=args.lowercase)
     tok.save(args.out)
-    n_chars = len({ch for lines in texts.values() for t in lines for ch in t})
-    print(f"build_char_vocab: {len(tok)} symbols ({n_chars} distinct characters seen in {len(texts)} languages, "
-          f"{sum(map(len, texts.values()))} texts) -> {Path(args.out)}")
+    print(f"build_char_vocab: {len(tok)} symbols ({len(counts.seen)} distinct characters seen in "
+          f"{len(counts.counts)} languages, {counts.texts} texts) -> {Path(args.out)}")
     return 0
 
 

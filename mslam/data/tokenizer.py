@@ -45,6 +45,11 @@ def temperature_weights(sizes: Mapping[str, int], temperature: float) -> dict[st
     return {lang: w / norm for lang, w in raw.items()}
 
 
+def count_chars(counts: Counter, text: str, lowercase: bool = False) -> None:
+    """Add a text's characters, as the vocabulary sees them (normalised, spaces left out), to `counts`."""
+    counts.update(normalize_text(text, lowercase).replace(" ", ""))
+
+
 class CharTokenizer:
     def __init__(self, symbols: Iterable[str], lowercase: bool = False):
         self.symbols = list(symbols)
@@ -67,7 +72,15 @@ class CharTokenizer:
         for lang, texts in texts_by_lang.items():
             c = counts.setdefault(lang, Counter())
             for t in texts:
-                c.update(normalize_text(t, lowercase).replace(" ", ""))
+                count_chars(c, t, lowercase)
+        return cls.from_counts(counts, max_size=max_size, coverage=coverage, temperature=temperature,
+                               lowercase=lowercase)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, Counter], *, max_size: int = 4096, coverage: float = 0.9995,
+                    temperature: float = 3.0, lowercase: bool = False) -> "CharTokenizer":
+        """The vocabulary of per-language character counts (`count_chars`): what `build` makes of the
+        texts, without holding them (a corpus is counted as it streams by)."""
         budget = max_size - len(SPECIALS) - 1
         if budget <= 0:
             raise ValueError(f"max_size {max_size} leaves no room for characters")
