@@ -35,12 +35,17 @@ Cleaning, per document, in this order:
     5 characters, Korean of 8, Thai, Lao, Khmer and Myanmar of 12;
  5. exact repeats within a language are dropped ("duplicate"); train is read first, so a dev sentence that
     also occurs in train is dropped from dev and dev never repeats training text.
-Shards are streamed: a language costs only its set of 8-byte sentence hashes in memory.
+Shards are streamed, and memory does not grow with the corpus: without --max-sentences-per-lang a first
+pass writes every candidate sentence's 8-byte hash to a temporary file and finds, a slice of the hash
+space at a time, the hashes that occur more than once; the cleaning pass then remembers only those
+(9 bytes each), since any other sentence cannot be a repeat. This reads the shards twice. With a cap,
+the cleaning pass alone remembers at most the kept sentences' hashes.
 A language whose train shards leave no sentence is an error (its text would be silently missing from
 pre-training); one left without dev sentences is reported in the statistics and by the command.
 """
 from __future__ import annotations
 
+import array
 import gzip
 import hashlib
 import json
@@ -53,6 +58,8 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Iterable, Iterator
+
+import numpy as np
 
 from mslam.data.corpora.common import DOWNLOAD_STAGE, check_codes
 from mslam.data.kaldi import DataDirError, atomic_write_text
@@ -231,38 +238,108 @@ def _drop(stats: dict, reason: str, piece: str) -> None:
     stats["dropped_characters"][reason] += len(piece)
 
 
-def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen: set[int], bar=None,
+def candidates(text: str, rules: CleaningRules, min_chars: int, stats: dict) -> Iterator[str]:
+    """The pieces of a document long enough to keep (steps 1-4), before de-duplication; `stats` counts
+    the cut sentences and the short pieces dropped."""
+    for line in paragraphs(text):
+        for sentence in split_sentences(line):
+            pieces = cut_long(sentence, rules.max_chars)
+            stats["cut"] += len(pieces) > 1
+            for piece in pieces:
+                if len(piece) < min_chars:
+                    _drop(stats, "short", piece)
+                else:
+                    yield piece
+
+
+def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen, bar=None,
                 min_chars: int | None = None) -> dict:
     """Write the sentences of some shards to `out`, one per line; `seen` holds the hashes already written
-    for the language (updated); sentences shorter than `min_chars` (default: rules.min_chars) are dropped.
-    Returns the split's statistics."""
+    for the language (updated; a set, or a RepeatedHashes); sentences shorter than `min_chars` (default:
+    rules.min_chars) are dropped. Returns the split's statistics."""
     min_chars = rules.min_chars if min_chars is None else min_chars
     stats = _split_stats(len(shards), min_chars)
     for shard in shards:
         for text in read_documents(shard, bar):
             stats["documents"] += 1
             kept_before = stats["sentences"]
-            for line in paragraphs(text):
-                for sentence in split_sentences(line):
-                    pieces = cut_long(sentence, rules.max_chars)
-                    stats["cut"] += len(pieces) > 1
-                    for piece in pieces:
-                        if len(piece) < min_chars:
-                            _drop(stats, "short", piece)
-                            continue
-                        key = _sentence_hash(piece)
-                        if key in seen:
-                            _drop(stats, "duplicate", piece)
-                            continue
-                        seen.add(key)
-                        out.write(piece + "\n")
-                        stats["sentences"] += 1
-                        stats["characters"] += len(piece)
-                        if rules.max_sentences is not None and stats["sentences"] >= rules.max_sentences:
-                            stats["documents_kept"] += 1
-                            return stats
+            for piece in candidates(text, rules, min_chars, stats):
+                key = _sentence_hash(piece)
+                if key in seen:
+                    _drop(stats, "duplicate", piece)
+                    continue
+                seen.add(key)
+                out.write(piece + "\n")
+                stats["sentences"] += 1
+                stats["characters"] += len(piece)
+                if rules.max_sentences is not None and stats["sentences"] >= rules.max_sentences:
+                    stats["documents_kept"] += 1
+                    return stats
             stats["documents_kept"] += stats["sentences"] > kept_before
     return stats
+
+
+class RepeatedHashes:
+    """The `seen` set of de-duplication when the hashes occurring more than once are known: only those
+    can be repeats, so only they are remembered (sorted, with a flag each: 9 bytes a hash)."""
+
+    def __init__(self, repeated: np.ndarray):
+        self.repeated, self.written = repeated, np.zeros(len(repeated), dtype=bool)
+
+    def _slot(self, key: int) -> int:
+        if not len(self.repeated):
+            return -1
+        i = int(np.searchsorted(self.repeated, np.uint64(key)))
+        return i if i < len(self.repeated) and int(self.repeated[i]) == key else -1
+
+    def __contains__(self, key: int) -> bool:
+        i = self._slot(key)
+        return i >= 0 and bool(self.written[i])
+
+    def add(self, key: int) -> None:
+        i = self._slot(key)
+        if i >= 0:
+            self.written[i] = True
+
+
+HASH_BATCH = 1 << 20          # hashes buffered before they go to the temporary file (8 MB)
+SLICE_BYTES = 64 << 20        # hashes counted at once when looking for repeats
+
+
+def find_repeats(shards: list[Path], rules: CleaningRules, min_chars: int, tmp: Path, bar=None) -> np.ndarray:
+    """The sorted hashes of the candidate sentences (in `shards`, in order) that occur more than once.
+    Memory: a batch of hashes while reading, then one slice of the hash space (about SLICE_BYTES) at a
+    time; the hashes themselves go to `tmp` (8 bytes a sentence on disk)."""
+    n = 0
+    buffer = array.array("Q")
+    scratch = _split_stats(0, min_chars)   # the cleaning pass counts for real
+    try:
+        with open(tmp, "wb") as f:
+            for shard in shards:
+                for text in read_documents(shard, bar):
+                    for piece in candidates(text, rules, min_chars, scratch):
+                        buffer.append(_sentence_hash(piece))
+                    if len(buffer) >= HASH_BATCH:
+                        n += len(buffer)
+                        buffer.tofile(f)
+                        buffer = array.array("Q")
+            n += len(buffer)
+            buffer.tofile(f)
+        if n == 0:
+            return np.zeros(0, dtype=np.uint64)
+        # Read in chunks, not mapped: mapped pages would count in the RSS as the file grows.
+        slices = max(1, -(-n * 8 * 3 // SLICE_BYTES))   # np.unique sorts a copy: about 3x a slice
+        repeats = [np.zeros(0, dtype=np.uint64)]
+        for k in range(slices):
+            part = []
+            with open(tmp, "rb") as f:
+                while len(chunk := np.fromfile(f, dtype=np.uint64, count=HASH_BATCH)):
+                    part.append(chunk[chunk % np.uint64(slices) == k])
+            values, counts = np.unique(np.concatenate(part), return_counts=True)
+            repeats.append(values[counts > 1])
+        return np.sort(np.concatenate(repeats))
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def summary_line(split: str, stats: dict) -> str:
@@ -306,7 +383,14 @@ def prepare_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules:
     """Write <out>/<split>/<lang>.txt of each split from its shards (train first: dev is deduplicated
     against it); a split without shards has no file. Returns the statistics per split."""
     from tqdm import tqdm
-    seen: set[int] = set()
+    seen: set[int] | RepeatedHashes = set()   # with a cap: at most the kept sentences' hashes
+    if rules.max_sentences is None:
+        shards = inputs["train"] + inputs["dev"]   # train first, as the cleaning pass reads them
+        with tqdm(total=sum(p.stat().st_size for p in shards), desc=f"mc4 {lang} repeats", unit="B",
+                  unit_scale=True, disable=not progress, dynamic_ncols=True, mininterval=1.0) as bar:
+            out.mkdir(parents=True, exist_ok=True)
+            seen = RepeatedHashes(find_repeats(shards, rules, rules.min_chars_for(lang), out / f".{lang}.hashes.tmp",
+                                               bar))
     stats = {}
     for split in SPLITS:
         target = out / split / f"{lang}.txt"
