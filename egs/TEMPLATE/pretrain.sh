@@ -15,7 +15,9 @@
 #   3  character vocabulary   --vocab-size characters over text shards and transcripts, languages drawn
 #                             with temperature --vocab-temperature (paper: 4096, T = 3)
 #   4  features and CMVN      --feats-type fbank: the speech and paired sets' fbank dumped once (ark/scp
-#                             under $dumpdir/fbank); global mean/variance of the (first) unlabeled speech set
+#                             under $dumpdir/fbank); global mean/variance of the (first) unlabeled speech set;
+#                             --data-format shards: every set converted to a shard set ($dumpdir/shards/<set>,
+#                             python -m mslam.bin.make_shards) that pre-training reads lazily
 #   5  pre-training           mslam.bin.pretrain (torchrun over --ngpu GPUs per node, --nnodes nodes)
 #   6  report                 the last value of every loss term and the loss curves of every run in $exp,
 #                             a row per run named by its --tag (default: the config's name): $exp/RESULTS.md
@@ -42,6 +44,8 @@ vocab_temperature=3.0 # paper: T = 3
 checksums=            # sha256sum-format file to verify the download against
 nj=4                  # parallel jobs of data preparation and feature extraction
 feats_type=raw        # raw: features computed from the audio at every step; fbank: dumped once in stage 4
+data_format=shards    # shards: stage 4 writes shard sets, read lazily (memory flat in corpus size, languages
+                      # mixed per utterance); dirs: pre-training reads the data dirs and text shards whole
                       # (32 kB per second of audio: 46 TB for the paper's 429k hours, hence raw by default)
 ngpu=auto             # GPUs per node: auto (every GPU of this machine, the CPU if none), or N (0: CPU);
                       # > 1 or --nnodes > 1 runs torchrun
@@ -70,6 +74,12 @@ stage_dir=$exp/.stages
 . "$MAIN_ROOT/egs/TEMPLATE/ngpu.sh"
 check_feats_type
 check_ngpu
+case $data_format in shards|dirs) ;;
+    *) echo "$0: --data-format must be shards or dirs; got '$data_format'" >&2; exit 1 ;;
+esac
+shard_set() {   # the shard set of a set (stage 4, --data-format shards); absolute sets as features.sh does
+    case $1 in /*) abspath "$dumpdir/shards/external$1" ;; *) abspath "$dumpdir/shards/$1" ;; esac
+}
 feats_stage=4
 device=cpu   # until resolve_ngpu, before the training stage
 mkdir -p "$exp"
@@ -94,6 +104,16 @@ if stage_begin 4 "features and CMVN statistics"; then
         stage_cmd "$train_cmd" "$exp/log/cmvn.log" python -m mslam.bin.compute_cmvn --no-progress \
             "$(under_data "${speech_sets%% *}")" "$data/cmvn.npz"
     fi
+    if [ "$data_format" = shards ]; then   # each conversion is skipped when its set is already made
+        for kind_sets in "speech:$speech_sets" "paired:$paired_sets" "text:$text_sets"; do
+            kind=${kind_sets%%:*}
+            for set in ${kind_sets#*:}; do
+                src=$(under_data "$set"); [ "$kind" = text ] || src=$(feats_dir "$set")
+                stage_cmd "$train_cmd" "$exp/log/shards.$kind.${set//\//_}.log" python -m mslam.bin.make_shards \
+                    --kind "$kind" --out "$(shard_set "$set")" "$src"
+            done
+        done
+    fi
     stage_end 4
 fi
 
@@ -105,13 +125,22 @@ if [ "$stop_stage" -ge 5 ] && [ "$stage" -le 5 ]; then
     resolve_ngpu
 fi
 # Where training reads the speech sets: names under --data (raw), or the dumped features' dirs.
-speech_dirs=() paired_dirs=()
-for set in $speech_sets; do
-    if [ "$feats_type" = raw ]; then speech_dirs+=("$set"); else speech_dirs+=("$(abspath "$(feats_dir "$set")")"); fi
-done
-for set in $paired_sets; do
-    if [ "$feats_type" = raw ]; then paired_dirs+=("$set"); else paired_dirs+=("$(abspath "$(feats_dir "$set")")"); fi
-done
+# With --data-format shards, their shard sets (and the text sets' too).
+reads_from() {
+    if [ "$data_format" = shards ]; then shard_set "$1"
+    elif [ "$feats_type" = raw ] || [ "$2" = text ]; then echo "$1"
+    else abspath "$(feats_dir "$1")"; fi
+}
+speech_dirs=() paired_dirs=() text_dirs=()
+for set in $speech_sets; do speech_dirs+=("$(reads_from "$set" speech)"); done
+for set in $paired_sets; do paired_dirs+=("$(reads_from "$set" paired)"); done
+for set in $text_sets; do text_dirs+=("$(reads_from "$set" text)"); done
+if [ "$stop_stage" -ge 5 ] && [ "$stage" -le 5 ] && [ "$data_format" = shards ]; then
+    for dir in "${speech_dirs[@]}" "${paired_dirs[@]}" "${text_dirs[@]}"; do
+        [ -f "$dir/index.json" ] || { echo "$0: $dir: no shard set; run stage 4 again (--stage 4), or pass" \
+            "--data-format dirs" >&2; exit 1; }
+    done
+fi
 
 if stage_begin 5 "pre-training ($run_name: $pretrain_config)"; then
     if [ "$nnodes" -gt 1 ] && [ "$ngpu" -eq 0 ]; then
@@ -132,8 +161,9 @@ if stage_begin 5 "pre-training ($run_name: $pretrain_config)"; then
     # shellcheck disable=SC2086
     stage_cmd "$cuda_cmd --gpu $ngpu" "$log" "${launcher[@]}" --config "$pretrain_config" --output-dir "$run" \
         --resume --no-progress --set data.root="$data" data.vocab=chars.txt data.cmvn=cmvn.npz \
-        data.speech.dirs="$(yaml_list "${speech_dirs[@]}")" data.text.dirs="$(yaml_list $text_sets)" \
-        data.paired.dirs="$(yaml_list "${paired_dirs[@]}")" \
+        data.speech.dirs="$(yaml_list "${speech_dirs[@]}")" data.text.dirs="$(yaml_list "${text_dirs[@]}")" \
+        data.paired.dirs="$(yaml_list "${paired_dirs[@]}")" data.speech.format="$data_format" \
+        data.text.format="$data_format" data.paired.format="$data_format" \
         trainer.device="$device" $pretrain_args
     stage_end 5
 fi

@@ -31,13 +31,16 @@ pretrain_conf=  # pre-training config (default by size: mini; tiny for --size ti
 pretrain_steps= # pre-training steps per encoder (default by size)
 finetune_steps= # fine-tuning steps per task, overriding conf/finetune_*.yaml (tiny: a few)
 labels_per_lang=100  # few-label fine-tuning: utterances per language (intent: half, ST: 60%)
+data_format=shards   # pre-training reads shard sets ($data/shards/<set>, made at the start of stage 3;
+                     # languages mixed per utterance) | dirs: the data dirs and text shards, read whole
 models="none w2v-bert mslam-tlm mslam-ctc"
 tasks="st st_joint asr intent langid"
 data=data       # the corpus and its data dirs
 exp=exp         # experiments; finished stages are recorded in $exp/.stages
 results=.       # where RESULTS.md and its plots (results/) go
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--size tiny|small|base] [--seed N] [--nj N] [--data DIR] [--exp DIR] [--results DIR]
-          [--pretrain-steps N] [--finetune-steps N] [--labels-per-lang N] [--models LIST] [--tasks LIST]"
+          [--pretrain-steps N] [--finetune-steps N] [--labels-per-lang N] [--models LIST] [--tasks LIST]
+          [--data-format shards|dirs]"
 
 . "$MAIN_ROOT/tools/parse_options.sh"
 if [ $# -gt 0 ]; then
@@ -62,15 +65,22 @@ if stage_begin 1 "generate the toy corpus (size $size, seed $seed)"; then
     stage_end 1
 fi
 
-pretrain_data=()  # conf mini names its data dirs (relative to data.root)
+case $data_format in shards|dirs) ;;
+    *) echo "$0: --data-format must be shards or dirs; got '$data_format'" >&2; exit 1 ;;
+esac
+# Pre-training's sets (relative to data.root) and where it reads them: the set, or its shard set.
+pretrain_sets=("speech speech/train" "paired asr/train" "text text_shards/train")
+reads() { if [ "$data_format" = shards ]; then echo "shards/$1"; else echo "$1"; fi; }
+pretrain_data=(data.speech.dirs="[$(reads speech/train)]" data.paired.dirs="[$(reads asr/train)]"
+               data.text.dirs="[$(reads text_shards/train)]" data.speech.format="$data_format"
+               data.paired.format="$data_format" data.text.format="$data_format")
 decode_opts=()    # tiny: greedy, as its 3-step models' beam search runs to the length limit
 case $size in
     tiny) pretrain_conf=${pretrain_conf:-tiny}; pretrain_steps=${pretrain_steps:-3}; finetune_steps=${finetune_steps:-3}
           decode_opts=(--method greedy)
           # conf tiny has no data section: a few sequences per source
-          pretrain_data=("data.speech={dirs: [speech/train], batch_sequences: 4}"
-                         "data.text={dirs: [text_shards/train], batch_sequences: 8}"
-                         "data.paired={dirs: [asr/train], batch_sequences: 4}" "model.vocab_size=512") ;;
+          pretrain_data+=(data.speech.batch_sequences=4 data.text.batch_sequences=8 data.paired.batch_sequences=4
+                          "model.vocab_size=512") ;;
     small) pretrain_conf=${pretrain_conf:-mini}; pretrain_steps=${pretrain_steps:-100} ;;
     base) pretrain_conf=${pretrain_conf:-mini}; pretrain_steps=${pretrain_steps:-1000} ;;
 esac
@@ -104,6 +114,12 @@ wait_jobs() {  # wait for every job; fail, naming the logs, if any failed
 mkdir -p "$exp"; rm -f "$failed_jobs"
 
 if stage_begin 3 "pre-train w2v-bert, mslam-tlm and mslam-ctc ($pretrain_steps steps each)"; then
+    if [ "$data_format" = shards ]; then   # a set already converted from the same inputs is not redone
+        for kind_set in "${pretrain_sets[@]}"; do
+            set=${kind_set#* }
+            python -m mslam.bin.make_shards --kind "${kind_set%% *}" --out "$data/shards/$set" "$data/$set"
+        done
+    fi
     for variant in w2v-bert mslam-tlm mslam-ctc; do
         [[ " $models " == *" $variant "* ]] || continue
         # One at a time with every core: pre-training is the big job.

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mslam.data.kaldi import DataDir
 
@@ -145,6 +146,11 @@ def test_mc4_text_then_joint_pretraining_then_asr_from_the_pretrained_encoder(fi
     assert (pt_dump / "fbank" / "paired" / "train" / "feats.scp").is_file()
     run_dir = pt_exp / "pretrain_ctc"
     assert (run_dir / "chars.txt").is_file() and (run_dir / "cmvn.npz").is_file()
+    # Stage 4 converted every set to a shard set (the default --data-format), and training read those.
+    assert (pt_dump / "shards" / "speech" / "train" / "index.json").is_file()
+    run_data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+    assert {run_data[s]["format"] for s in ("speech", "text", "paired")} == {"shards"}
+    assert run_data["text"]["dirs"] == [str(pt_dump / "shards" / "text" / "train")]
     log = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and {"w2v_mlm", "text_mlm", "tlm_text", "ctc"} <= set(log[-1])
     assert "| ctc | 3 |" in (pt_exp / "RESULTS.md").read_text() and (pt_exp / "pretrain_loss.png").stat().st_size
