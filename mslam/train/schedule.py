@@ -48,8 +48,10 @@ def lr_factor(step: int, warmup_steps: int) -> float:
 
 
 def fused_available(params) -> bool:
-    """Whether torch has a fused Adam kernel for every parameter (floating point, on a CPU or GPU)."""
-    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    """Whether torch has a fused Adam kernel for every parameter (floating point, on a CPU or GPU, a plain
+    tensor: FSDP2's sharded DTensor parameters make the fused kernel call .tolist(), which they refuse)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                                and type(p.data) is torch.Tensor for p in params)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig):

@@ -193,6 +193,8 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.clip_grad_norm or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor; the flags below must be plain tensors
+            grad_norm = grad_norm.full_tensor()
         # The gradients are reduced over processes, so is their norm; the loss flags are reduced here.
         skipped = (D.all_reduce_sum(bad.any().float(), env) > 0) | ~torch.isfinite(grad_norm)
         if self.scaler.is_enabled():  # fp16: the scaler finds the overflow and skips by itself
