@@ -93,7 +93,7 @@ def test_langid_learns_on_held_out_voices(learn_corpus, tmp_path):
     assert len({c for row in s["confusion"] for c, n in enumerate(row) if n}) == len(SETS["langid"]["langs"])
 
 
-PRETRAIN_STEPS = {"w2v-bert": 300, "mslam-ctc": 200}
+PRETRAIN_STEPS = {"w2v-bert": 300, "mslam-ctc": 300}
 
 
 @pytest.fixture(scope="module")
