@@ -126,6 +126,7 @@ class PretrainModel(nn.Module):
         variant = objective.variant
         self.uses_text = variant in ("mslam-tlm", "mslam-ctc")
         self.uses_ctc = variant == "mslam-ctc"
+        self.ctc_on_device: bool | None = None  # the sync-free CTC: None = on accelerators only (losses/ctc.py)
         d = model_cfg.encoder.d_model
         q = objective.quantizer
         self.encoder = JointEncoder(model_cfg, with_text=self.uses_text)
@@ -250,7 +251,7 @@ class PretrainModel(nn.Module):
         if self.uses_ctc:  # unmasked speech, whole encoder, no transcript in the input
             top = enc.shared(enc.speech_stack(x, lens), lens)
             out["ctc"] = ctc_loss(self.ctc_head(top), lens, part.tokens, part.token_lens,
-                                  blank=self.model_cfg.blank_id, lengths_on_device=True)
+                                  blank=self.model_cfg.blank_id, lengths_on_device=self.ctc_on_device)
         return out
 
     @staticmethod
