@@ -62,9 +62,16 @@ def ctc_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tenso
     return _ctc_apply(log_probs, ext, skip, lengths, target_lengths)
 
 
-@torch.compiler.disable  # eager inside a compiled model: compiling would unroll its loops over time
+_eager_apply = None
+
+
 def _ctc_apply(log_probs, ext, skip, lengths, target_lengths):
-    return _CTCForwardBackward.apply(log_probs, ext, skip, lengths, target_lengths)
+    """Eager inside a compiled model: compiling would unroll its loops over time. Wrapped on first use,
+    as torch.compiler.disable imports the compiler (1.5 s for every program that imports mslam)."""
+    global _eager_apply
+    if _eager_apply is None:
+        _eager_apply = torch.compiler.disable(_CTCForwardBackward.apply)
+    return _eager_apply(log_probs, ext, skip, lengths, target_lengths)
 
 
 class _CTCForwardBackward(torch.autograd.Function):

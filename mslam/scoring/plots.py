@@ -4,14 +4,18 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-import matplotlib
 
-matplotlib.use("Agg")  # files only; no display
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """matplotlib on first use: importing it costs 0.6 s in every program that scores."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only; no display
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def confusion_png(scores: dict, path: str | os.PathLike, title: str = "") -> None:
     """Row-normalised confusion matrix of an accuracy scores dict (rows: reference class)."""
+    plt = _pyplot()
     classes, matrix = scores["classes"], scores["confusion"]
     rates = [[n / max(sum(row), 1) for n in row] for row in matrix]
     size = max(4.0, 0.4 * len(classes) + 2)
@@ -36,6 +40,7 @@ def confusion_png(scores: dict, path: str | os.PathLike, title: str = "") -> Non
 def bar_chart(values: Mapping[str, Mapping[str, float | None]], path: str | os.PathLike, ylabel: str,
               title: str = "") -> None:
     """Grouped bars: values[column][model]."""
+    plt = _pyplot()
     columns = list(values)
     models = list(dict.fromkeys(m for col in values.values() for m in col))
     width = 0.8 / max(len(models), 1)
@@ -56,6 +61,7 @@ def training_curves_png(train: list[dict], dev: list[dict], task: str, path: str
                         title: str = "") -> None:
     """Train and dev loss against the step (left), and the dev metric, with the train accuracy where
     the task has one (right): generalisation at a glance (records of train.jsonl and dev.jsonl)."""
+    plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     for records, label, key in ((train, "train", "loss"), (dev, "dev", "loss")):
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]

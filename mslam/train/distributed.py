@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict, set_model_state_dict,
-                                                     set_optimizer_state_dict)
 
 from mslam.config import ConfigError
 
@@ -104,6 +102,7 @@ def rank_share(items: list, env: DistEnv, parallel: str = "ddp") -> list:
 
 def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Unsharded model and optimiser state on the CPU (collective under FSDP; rank 0 gets it)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict  # 0.8 s: on first use
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_state_dict(unwrap(model), optimizer, options=opts)
 
@@ -112,6 +111,8 @@ def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mo
                     optim_state: dict) -> None:
     # Parameters that had no gradient yet (a frozen encoder, an unused text front end) have no
     # optimiser state: the model loads strictly, the optimiser state as far as it exists.
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
     set_model_state_dict(unwrap(model), model_state, options=StateDictOptions(full_state_dict=True))
     set_optimizer_state_dict(unwrap(model), optimizer, optim_state,
                              options=StateDictOptions(full_state_dict=True, strict=False))
