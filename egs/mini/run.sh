@@ -74,10 +74,11 @@ reads() { if [ "$data_format" = shards ]; then echo "shards/$1"; else echo "$1";
 pretrain_data=(data.speech.dirs="[$(reads speech/train)]" data.paired.dirs="[$(reads asr/train)]"
                data.text.dirs="[$(reads text_shards/train)]" data.speech.format="$data_format"
                data.paired.format="$data_format" data.text.format="$data_format")
-decode_opts=()    # tiny: greedy, as its 3-step models' beam search runs to the length limit
+decode_opts=()    # tiny: greedy, and translations cut at 16 tokens, as its 3-step models' run to the length limit
+finetune_sets=()
 case $size in
     tiny) pretrain_conf=${pretrain_conf:-tiny}; pretrain_steps=${pretrain_steps:-3}; finetune_steps=${finetune_steps:-3}
-          decode_opts=(--method greedy)
+          decode_opts=(--method greedy); finetune_sets=(decode.max_len=16)
           # conf tiny has no data section: a few sequences per source
           pretrain_data+=(data.speech.batch_sequences=4 data.text.batch_sequences=8 data.paired.batch_sequences=4
                           "model.vocab_size=512") ;;
@@ -140,7 +141,7 @@ if stage_begin 4 "fine-tune ($models) x ($tasks)"; then
             steps=(); [ -z "$finetune_steps" ] || steps=(trainer.max_steps="$finetune_steps" trainer.eval_every="$finetune_steps")
             job "$out/finetune.log" python -m mslam.bin.finetune --config conf/finetune_$task.yaml "${init[@]}" \
                 --output-dir "$out" --resume --no-progress --set data.root="$data" model_from="$pretrain_conf" \
-                data.char_vocab=chars.txt "${steps[@]}"
+                data.char_vocab=chars.txt "${steps[@]}" "${finetune_sets[@]}"
         done
     done
     wait_jobs || { echo "stage 4: fine-tuning failed" >&2; exit 1; }

@@ -30,7 +30,7 @@ from mslam.train.checkpoint import CheckpointError
 
 
 def decode(exp_dir, data, out_dir, *, checkpoint=None, text_input=False, method=None, beam=None,
-           length_penalty=None, batch_frames=None, device="cpu", progress=True) -> Path:
+           length_penalty=None, max_len=None, batch_frames=None, device="cpu", progress=True) -> Path:
     t0 = time.time()
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: this machine has no usable GPU; use --device cpu "
@@ -40,6 +40,7 @@ def decode(exp_dir, data, out_dir, *, checkpoint=None, text_input=False, method=
     dec.method = method or dec.method
     dec.beam = beam or dec.beam
     dec.length_penalty = dec.length_penalty if length_penalty is None else length_penalty
+    dec.max_len = max_len or dec.max_len
     if text_input:
         if cfg.task != "st":
             raise ConfigError("--text-input: only an st model takes text input")
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=("beam", "greedy"))
     p.add_argument("--beam", type=int)
     p.add_argument("--length-penalty", type=float, help="alpha of ((5+|y|)/6)^alpha (translation)")
+    p.add_argument("--max-len", type=int, help="translation: at most this many tokens per hypothesis (default 256)")
     p.add_argument("--batch-frames", type=int, help="padded frames per batch (default: the training budget)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hyp = decode(args.exp_dir, args.data, args.out_dir, checkpoint=args.checkpoint, text_input=args.text_input,
                      method=args.method, beam=args.beam, length_penalty=args.length_penalty,
-                     batch_frames=args.batch_frames, device=args.device, progress=not args.no_progress)
+                     max_len=args.max_len, batch_frames=args.batch_frames, device=args.device, progress=not args.no_progress)
     except (ConfigError, DataDirError, AudioError, CheckpointError) as e:
         print(f"decode: error: {e}", file=sys.stderr)
         return 1
