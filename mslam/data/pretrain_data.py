@@ -16,7 +16,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -43,11 +43,9 @@ class SourceConfig:
     # dirs: Kaldi data dirs / dirs of <lang>.txt, held in memory, one language per batch;
     # shards: shard sets (python -m mslam.bin.make_shards), read lazily, languages mixed per utterance
     # (mslam/data/shards.py; their length buckets are the ones make_shards wrote).
-    format: str = "dirs"
+    format: Literal["dirs", "shards"] = "dirs"
 
     def __post_init__(self):
-        if self.format not in ("dirs", "shards"):
-            raise ValueError(f"format must be 'dirs' or 'shards', got {self.format!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.dirs and self.batch_sequences <= 0 and self.budget_units() <= 0:
