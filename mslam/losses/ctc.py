@@ -3,7 +3,7 @@
 `F.ctc_loss` copies the lengths to the host (on a GPU: a wait for the device in every step); with
 `lengths_on_device` the forward and backward algorithms written here in torch ops over the batch (a
 loop over time each) keep them on the device. Pre-training uses them on accelerators; on a CPU, where
-nothing waits, torch's native kernel is several times faster. `F.ctc_loss` is their reference in the
+nothing waits, torch's one-kernel CTC is faster. `F.ctc_loss` is their reference in the
 tests.
 """
 from __future__ import annotations
