@@ -44,9 +44,9 @@ vocab_temperature=3.0 # paper: T = 3
 checksums=            # sha256sum-format file to verify the download against
 nj=4                  # parallel jobs of data preparation and feature extraction
 feats_type=raw        # raw: features computed from the audio at every step; fbank: dumped once in stage 4
+                      # (32 kB per second of audio: 46 TB for the paper's 429k hours, hence raw by default)
 data_format=shards    # shards: stage 4 writes shard sets, read lazily (memory flat in corpus size, languages
                       # mixed per utterance); dirs: pre-training reads the data dirs and text shards whole
-                      # (32 kB per second of audio: 46 TB for the paper's 429k hours, hence raw by default)
 ngpu=auto             # GPUs per node: auto (every GPU of this machine, the CPU if none), or N (0: CPU);
                       # > 1 or --nnodes > 1 runs torchrun
 nnodes=1              # nodes: run stages 1-4 once, then stage 5 on every node with the same --master-addr
