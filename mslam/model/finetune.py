@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,9 @@ class RegularizationConfig(Ramp):
     """When SpecAugment and dropout act: off up to `start_step`, then growing linearly to their
     configured strength over `ramp_steps`. Regularising from step 0 slows early learning 2-3x at
     small budgets (a model must fit before it can overfit); 0 / 0: from the start."""
+    # The encoder's dropout when fully on; null: the model config's, which with --init is the pre-training
+    # run's (a pre-training without dropout would otherwise fine-tune without it too).
+    encoder_dropout: Optional[float] = None
 
 
 @dataclass
@@ -52,6 +55,10 @@ class HeadConfig:
     # toy corpus (held-out voices, 300 steps): intent 86% with max against 17-25% (chance) with mean or
     # attention pooling, whose training loss stayed at ln 6; LangID 78% against 61% at 150 steps.
     pooling: Literal["mean", "max", "attention"] = "max"
+    # asr with CTC, --init of an mslam-ctc run: the output layer starts as the pre-training CTC head, row by
+    # row for the characters both vocabularies hold (the rest start fresh), so fine-tuning starts where the
+    # paired data's CTC left off instead of from the all-blank plateau.
+    inherit_ctc: bool = False
     mt_weight: float = 5.0                         # paper: joint ST+MT, weight 5.0 on the MT loss
     st_ctc_weight: float = 0.0                     # ST: weight of an auxiliary CTC loss over the source
                                                    # transcript's characters (`text`) on the encoder output

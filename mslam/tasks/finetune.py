@@ -159,6 +159,29 @@ def load_encoder_weights(model: FinetuneModel, state: dict, source: str, fresh_t
                  ", ".join(sorted({k.split('.')[0] for k in missing})))
 
 
+def inherit_ctc_head(model: FinetuneModel, state: dict, cfg: FinetuneConfig, targets: CharTokenizer) -> None:
+    """head.inherit_ctc: copy the pre-training CTC head's rows into the ASR output layer, matched by symbol
+    (the encoder's character vocabulary, data.char_vocab, against the ASR targets). An --init without a
+    CTC head (w2v-bert, mslam-tlm) leaves the output layer fresh."""
+    if cfg.task != "asr" or cfg.head.asr_decoder != "ctc":
+        raise ConfigError(f"head.inherit_ctc: only for asr with head.asr_decoder=ctc, not {cfg.task}")
+    if "ctc_head.weight" not in state:  # one config for every encoder: only mslam-ctc runs have the head
+        log.info("head.inherit_ctc: --init %s has no CTC head; the output layer starts fresh", cfg.init)
+        return
+    if cfg.data.char_vocab is None:
+        raise ConfigError("head.inherit_ctc: give data.char_vocab, the pre-training run's character vocabulary")
+    chars = CharTokenizer.load(cfg.data.path(cfg.data.char_vocab))  # an absolute path stays as it is
+    if len(chars) > state["ctc_head.weight"].shape[0]:
+        raise ConfigError(f"head.inherit_ctc: data.char_vocab has {len(chars)} symbols but the CTC head of "
+                          f"--init {cfg.init} {state['ctc_head.weight'].shape[0]}; use the run's vocabulary")
+    pairs = [(i, chars.index[s]) for i, s in enumerate(targets.symbols) if s in chars.index]
+    own, theirs = (torch.tensor(ix) for ix in zip(*pairs))
+    with torch.no_grad():
+        model.decoder.weight[own] = state["ctc_head.weight"][theirs]
+        model.decoder.bias[own] = state["ctc_head.bias"][theirs]
+    log.info("head.inherit_ctc: %d of %d output rows from the pre-training CTC head", len(pairs), len(targets))
+
+
 class Targets:
     """The task's target vocabulary: built from the training data once, kept in OUTPUT_DIR/tokens."""
 
@@ -263,10 +286,12 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
     if cfg.init:
         init_state, init_config, _ = load_model_state(cfg.init)
         cfg.model = load_config(init_config["model"], ModelConfig)
-        if cfg.data.char_vocab is None and cfg.task == "st":
+        if cfg.data.char_vocab is None and (cfg.task == "st" or cfg.head.inherit_ctc):
             data = init_config.get("data", {})
             candidate = Path(data.get("root", ".")) / data.get("vocab", "chars.txt")
             cfg.data.char_vocab = str(candidate.resolve()) if candidate.is_file() else None
+    if cfg.regularization.encoder_dropout is not None:
+        cfg.model.encoder.dropout = cfg.regularization.encoder_dropout
     tokens = out / "tokens"
     if cfg.task == "st" and cfg.data.char_vocab is None:
         if cfg.data.mt_train:
@@ -274,7 +299,7 @@ def prepare(cfg: FinetuneConfig, out: Path) -> tuple[FinetuneConfig, Targets, di
                               "input; none was given and the --init run's data.vocab was not found")
         log.info("no data.char_vocab: this speech-only ST model will not take text input (zero-shot MT)")
     elif cfg.task == "st":
-        src = Path(cfg.data.char_vocab) if Path(cfg.data.char_vocab).is_absolute() else cfg.data.path(cfg.data.char_vocab)
+        src = cfg.data.path(cfg.data.char_vocab)  # an absolute path stays as it is
         if not src.is_file():
             raise ConfigError(f"data.char_vocab: {src} not found")
         chars = CharTokenizer.load(src)
@@ -339,6 +364,8 @@ class FinetuneTrainer(Trainer):
         model = build_finetune_model(cfg, len(self.targets), transcripts)
         if init_state is not None:
             load_encoder_weights(model, init_state, cfg.init, cfg.fresh_top_layers)
+            if cfg.head.inherit_ctc:
+                inherit_ctc_head(model, init_state, cfg, self.targets.tok)
         cache = out / "manifests"
         self.cmvn = CMVNStats.load(cfg.data.path(cfg.data.cmvn)) if cfg.data.cmvn else None
         train = load_examples(cfg, self.targets, cfg.data.train, cache, transcripts)

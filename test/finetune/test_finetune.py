@@ -13,6 +13,7 @@ import torch
 from mslam.bin.decode import decode
 from mslam.config import ConfigError
 from mslam.data.kaldi import read_table
+from mslam.model.finetune import dropout_rates
 from mslam.tasks.finetune import build_finetune_model, build_finetune_optimizer, finetune, load_finetune_config
 from testlib import TINY_HEAD, TINY_MODEL
 
@@ -125,6 +126,52 @@ def test_fresh_top_layers_keep_their_initialisation_and_the_rest_load():
             assert torch.equal(v, fresh[k] if k.startswith(top) else fresh[k] + 1.0), k
     with pytest.raises(ValueError, match="has 2 layers"):
         load_encoder_weights(model, checkpoint, "ckpt", len(stacks) + 1)
+
+
+def test_inherit_ctc_copies_the_pretraining_ctc_rows_by_symbol_and_leaves_the_rest_fresh(tmp_path):
+    from mslam.config import config_to_dict
+    from mslam.data.tokenizer import SPECIALS, CharTokenizer
+    from mslam.tasks.finetune import inherit_ctc_head
+    CharTokenizer([*SPECIALS, "a", "b", "c"]).save(tmp_path / "chars.txt")   # the pre-training vocabulary
+    targets = CharTokenizer([*SPECIALS, "c", "x", "a"])                       # ASR targets: "x" is new
+    cfg = load_finetune_config({"task": "asr", "init": "run", "model": TINY_MODEL,
+                                "head": {**TINY_HEAD, "asr_decoder": "ctc", "inherit_ctc": True},
+                                "data": {"root": str(tmp_path), "char_vocab": "chars.txt", "train": ["t"]}})
+    model = build_finetune_model(cfg, len(targets))
+    fresh = model.decoder.weight.detach().clone(), model.decoder.bias.detach().clone()
+    rows = 512
+    state = {"ctc_head.weight": torch.arange(rows, dtype=torch.float)[:, None].expand(rows, 64).clone(),
+             "ctc_head.bias": -torch.arange(rows, dtype=torch.float)}
+    inherit_ctc_head(model, state, cfg, targets)
+    pretrain_row = {i: i for i in range(len(SPECIALS))} | {len(SPECIALS): len(SPECIALS) + 2,  # c
+                                                             len(SPECIALS) + 2: len(SPECIALS)}  # a
+    for own in range(len(targets)):
+        if own in pretrain_row:
+            assert torch.equal(model.decoder.weight[own], state["ctc_head.weight"][pretrain_row[own]]), own
+            assert model.decoder.bias[own] == state["ctc_head.bias"][pretrain_row[own]], own
+        else:  # "x": never seen in pre-training
+            assert torch.equal(model.decoder.weight[own], fresh[0][own]) and model.decoder.bias[own] == fresh[1][own]
+    model = build_finetune_model(cfg, len(targets))
+    fresh = model.decoder.weight.detach().clone()
+    inherit_ctc_head(model, {}, cfg, targets)  # an encoder pre-trained without CTC: nothing to inherit
+    assert torch.equal(model.decoder.weight, fresh)
+    langid = load_finetune_config({**config_to_dict(cfg), "task": "langid"})
+    with pytest.raises(ConfigError, match="only for asr"):
+        inherit_ctc_head(build_finetune_model(langid, 3), state, langid, targets)
+
+
+def test_encoder_dropout_replaces_the_pretraining_runs(ft_corpus, tmp_path):
+    """A pre-training run without dropout would otherwise fine-tune without any (--init takes its model)."""
+    from mslam.tasks.finetune import prepare
+    init = tmp_path / "init.pt"
+    torch.save({"model": {}, "config": {"model": TINY_MODEL}}, init)
+    assert TINY_MODEL["encoder"]["dropout"] == 0.0
+    for encoder_dropout, want in ((None, 0.0), (0.15, 0.15)):
+        cfg = tiny_config(ft_corpus, "asr", "few/asr", 2, init=str(init),
+                          regularization={"encoder_dropout": encoder_dropout})
+        cfg, _, _ = prepare(cfg, tmp_path / f"out{encoder_dropout}")
+        assert cfg.model.encoder.dropout == want
+        assert {r for _, _, r in dropout_rates(build_finetune_model(cfg, 10).encoder)} == ({want} if want else set())
 
 
 def pretrained_config(run: Path) -> dict:
