@@ -10,7 +10,8 @@ configs). `prepare` reads <root>/multilingual/c4-*.json.gz and writes <out>/trai
 <out>/dev/<lang>.txt and <out>/stats.json (cleaning rules: mslam/data/corpora/mc4.py), and prints per
 language and split the documents, sentences and characters kept and dropped. A language left without any
 train text fails the command. Languages already made from the same shards with the same options are
-not redone. Then:
+not redone, nor are the shards that a killed run had read (kept under <out>/.work until their language
+is done). Then:
 
     python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train --out data/chars.txt
 """
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--root", type=Path, required=True, help="downloaded corpus (holds multilingual/)")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--langs", help="comma-separated mC4 codes, or 'all' (default: every language under --root)")
-    r.add_argument("--nj", type=_count(1), default=1, help="languages prepared in parallel")
+    r.add_argument("--nj", type=_count(1), default=1,
+                   help="shards read in parallel (with --max-sentences-per-lang: languages)")
     r.add_argument("--max-sentences-per-lang", type=_count(1), help="keep at most N sentences per language and split")
     r.add_argument("--min-chars", type=_count(1), default=20,
                    help="drop shorter sentences; scaled per script (20: Chinese and Japanese 5, Korean 8, Thai 12)")

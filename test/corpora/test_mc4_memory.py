@@ -1,7 +1,7 @@
-"""mC4 preparation in bounded memory: the first pass finds exactly the sentences that occur more than
-once, the cleaning pass that remembers only those writes what remembering every sentence wrote, and
-a small synthetic input (bench/prep_memory.py, whose 2 GB figure is in bench/README.md) runs with
-its peak RSS measured in a fresh process."""
+"""mC4 preparation in bounded memory: the duplicates found on disk are exactly the repeats, the
+output equals what remembering every sentence wrote, a killed run does not read its finished shards
+again, and a small synthetic input (bench/prep_memory.py, whose 2 GB figure is in bench/README.md)
+runs with its peak RSS measured in a fresh process."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,9 +9,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from mslam.data.corpora.mc4 import (CleaningRules, RepeatedHashes, _sentence_hash, clean_split, find_repeats,
-                                    prepare_language)
+import mslam.data.corpora.mc4 as mc4
+from mslam.data.corpora.mc4 import CleaningRules, clean_split, find_duplicates, prepare_language, scan_shard
 from test_mc4 import doc, write_shard
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "prep_memory.py"
@@ -28,15 +29,37 @@ def corpus(root: Path) -> dict[str, list[Path]]:
     return {"train": train, "dev": dev}
 
 
-def test_first_pass_finds_exactly_the_repeated_sentences(tmp_path):
-    inputs = corpus(tmp_path)
-    repeats = find_repeats(inputs["train"] + inputs["dev"], CleaningRules(), 20, tmp_path / "h.tmp")
-    assert not (tmp_path / "h.tmp").exists()
-    expected = {_sentence_hash(s) for s in SENTENCES[:25] + [SENTENCES[30]]}   # each of these occurs twice or more
-    assert set(repeats.tolist()) == expected and list(repeats) == sorted(repeats)
+def read_parts(inputs: dict[str, list[Path]], work: Path) -> list[Path]:
+    work.mkdir()
+    parts = [work / f"part-{i}" for i in range(len(inputs["train"] + inputs["dev"]))]
+    for shard, part in zip(inputs["train"] + inputs["dev"], parts):
+        scan_shard(shard, CleaningRules(), 20, part)
+    return parts
 
 
-def test_remembering_only_repeats_writes_what_remembering_all_wrote(tmp_path):
+def expected_duplicates(parts: list[Path]) -> list[list[int]]:
+    seen, duplicates = set(), []
+    for part in parts:
+        lines = (part.parent / f"{part.name}.txt").read_text(encoding="utf-8").splitlines()
+        duplicates.append([i for i, line in enumerate(lines) if line in seen or seen.add(line)])
+    return duplicates
+
+
+def found_duplicates(parts: list[Path]) -> list[list[int]]:
+    return [sorted(np.fromfile(part.parent / f"{part.name}.dups", dtype=np.uint64).tolist()) for part in parts]
+
+
+@pytest.mark.parametrize("bucket_pairs", [1 << 20, 7])
+def test_duplicates_are_exactly_the_repeats_of_earlier_sentences(tmp_path, monkeypatch, bucket_pairs):
+    monkeypatch.setattr(mc4, "BUCKET_PAIRS", bucket_pairs)   # 7: many buckets, each sorted in slices
+    monkeypatch.setattr(mc4, "MAX_BUCKETS", 3)
+    parts = read_parts(corpus(tmp_path), tmp_path / "work")
+    find_duplicates(parts, tmp_path / "work")
+    assert found_duplicates(parts) == expected_duplicates(parts) and any(found_duplicates(parts))
+    assert not list((tmp_path / "work").glob("*.pairs"))
+
+
+def test_output_equals_remembering_every_sentence(tmp_path):
     inputs = corpus(tmp_path)
     rules = CleaningRules()
     seen, expected = set(), {}
@@ -48,14 +71,30 @@ def test_remembering_only_repeats_writes_what_remembering_all_wrote(tmp_path):
         text = (tmp_path / "out" / split / "de.txt").read_text(encoding="utf-8")
         assert text == expected[split][1]
         assert {k: v for k, v in stats[split].items() if k != "bytes"} == expected[split][0]
-    assert not list((tmp_path / "out").glob(".*tmp"))
+    assert not list((tmp_path / "out").glob(".*tmp")) and not (tmp_path / "out" / mc4.WORK).exists()
 
 
-def test_repeated_hashes_acts_as_a_set_of_the_repeats():
-    seen = RepeatedHashes(np.array([3, 7, 2 ** 64 - 1], dtype=np.uint64))
-    assert 7 not in seen and 5 not in seen
-    seen.add(7), seen.add(5), seen.add(2 ** 64 - 1)
-    assert 7 in seen and 2 ** 64 - 1 in seen and 5 not in seen and 3 not in seen
+def test_a_killed_run_does_not_read_its_finished_shards_again(tmp_path, monkeypatch):
+    inputs = corpus(tmp_path)
+    rules = CleaningRules()
+    expected = prepare_language(tmp_path / "whole", "de", inputs, rules)
+    read = []
+
+    def scan_then_die(shard, *args):
+        if read:
+            raise KeyboardInterrupt   # killed while reading the second shard
+        read.append(shard)
+        return scan_shard(shard, *args)
+
+    monkeypatch.setattr(mc4, "scan_shard", scan_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_language(tmp_path / "out", "de", inputs, rules)
+    read.clear()
+    monkeypatch.setattr(mc4, "scan_shard", lambda shard, *args: read.append(shard) or scan_shard(shard, *args))
+    assert prepare_language(tmp_path / "out", "de", inputs, rules) == expected
+    assert read == inputs["train"][1:] + inputs["dev"]
+    for split in ("train", "dev"):
+        assert (tmp_path / "out" / split / "de.txt").read_bytes() == (tmp_path / "whole" / split / "de.txt").read_bytes()
 
 
 def test_peak_rss_of_a_small_synthetic_input(tmp_path):

@@ -29,7 +29,7 @@ max_chars=512           # the paper's text sequences: 512 characters
 vocab_size=4096         # paper: 4096 characters
 vocab_temperature=3.0   # paper: T = 3
 checksums=              # sha256sum-format file to verify the download against
-nj=4                    # languages processed in parallel
+nj=4                    # shards read in parallel
 data=data
 exp=exp
 help_message="Usage: $0 [--langs \"de ru\"] [--shards N] [options]

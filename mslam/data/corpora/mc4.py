@@ -35,11 +35,12 @@ Cleaning, per document, in this order:
     5 characters, Korean of 8, Thai, Lao, Khmer and Myanmar of 12;
  5. exact repeats within a language are dropped ("duplicate"); train is read first, so a dev sentence that
     also occurs in train is dropped from dev and dev never repeats training text.
-Shards are streamed, and memory does not grow with the corpus: without --max-sentences-per-lang a first
-pass writes every candidate sentence's 8-byte hash to a temporary file and finds, a slice of the hash
-space at a time, the hashes that occur more than once; the cleaning pass then remembers only those
-(9 bytes each), since any other sentence cannot be a repeat. This reads the shards twice. With a cap,
-the cleaning pass alone remembers at most the kept sentences' hashes.
+Memory does not grow with the corpus, and each shard is read once: without --max-sentences-per-lang
+a shard's candidate sentences and their 8-byte hashes go to a work folder (<out>/.work/<lang>/, see
+scan_shard), then the repeats are found on disk, one bucket of the hash space at a time, and each
+split's candidates are copied into place less the repeats. Shards are read in parallel (--nj), and a
+run killed and started again does not read again the shards it had read. With a cap, one pass over
+the shards remembers at most the kept sentences' hashes.
 A language whose train shards leave no sentence is an error (its text would be silently missing from
 pre-training); one left without dev sentences is reported in the statistics and by the command.
 """
@@ -51,9 +52,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -252,11 +254,12 @@ def candidates(text: str, rules: CleaningRules, min_chars: int, stats: dict) -> 
                     yield piece
 
 
-def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen, bar=None,
+def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen: set[int], bar=None,
                 min_chars: int | None = None) -> dict:
     """Write the sentences of some shards to `out`, one per line; `seen` holds the hashes already written
-    for the language (updated; a set, or a RepeatedHashes); sentences shorter than `min_chars` (default:
-    rules.min_chars) are dropped. Returns the split's statistics."""
+    for the language (updated); sentences shorter than `min_chars` (default: rules.min_chars) are
+    dropped. Returns the split's statistics. This is the path of --max-sentences-per-lang, where `seen`
+    holds at most the kept sentences."""
     min_chars = rules.min_chars if min_chars is None else min_chars
     stats = _split_stats(len(shards), min_chars)
     for shard in shards:
@@ -279,69 +282,6 @@ def clean_split(shards: list[Path], out: IO[str], rules: CleaningRules, seen, ba
     return stats
 
 
-class RepeatedHashes:
-    """The `seen` set of de-duplication when the hashes occurring more than once are known: only those
-    can be repeats, so only they are remembered (sorted, with a flag each: 9 bytes a hash)."""
-
-    def __init__(self, repeated: np.ndarray):
-        self.repeated, self.written = repeated, np.zeros(len(repeated), dtype=bool)
-
-    def _slot(self, key: int) -> int:
-        if not len(self.repeated):
-            return -1
-        i = int(np.searchsorted(self.repeated, np.uint64(key)))
-        return i if i < len(self.repeated) and int(self.repeated[i]) == key else -1
-
-    def __contains__(self, key: int) -> bool:
-        i = self._slot(key)
-        return i >= 0 and bool(self.written[i])
-
-    def add(self, key: int) -> None:
-        i = self._slot(key)
-        if i >= 0:
-            self.written[i] = True
-
-
-HASH_BATCH = 1 << 20          # hashes buffered before they go to the temporary file (8 MB)
-SLICE_BYTES = 64 << 20        # hashes counted at once when looking for repeats
-
-
-def find_repeats(shards: list[Path], rules: CleaningRules, min_chars: int, tmp: Path, bar=None) -> np.ndarray:
-    """The sorted hashes of the candidate sentences (in `shards`, in order) that occur more than once.
-    Memory: a batch of hashes while reading, then one slice of the hash space (about SLICE_BYTES) at a
-    time; the hashes themselves go to `tmp` (8 bytes a sentence on disk)."""
-    n = 0
-    buffer = array.array("Q")
-    scratch = _split_stats(0, min_chars)   # the cleaning pass counts for real
-    try:
-        with open(tmp, "wb") as f:
-            for shard in shards:
-                for text in read_documents(shard, bar):
-                    for piece in candidates(text, rules, min_chars, scratch):
-                        buffer.append(_sentence_hash(piece))
-                    if len(buffer) >= HASH_BATCH:
-                        n += len(buffer)
-                        buffer.tofile(f)
-                        buffer = array.array("Q")
-            n += len(buffer)
-            buffer.tofile(f)
-        if n == 0:
-            return np.zeros(0, dtype=np.uint64)
-        # Read in chunks, not mapped: mapped pages would count in the RSS as the file grows.
-        slices = max(1, -(-n * 8 * 3 // SLICE_BYTES))   # np.unique sorts a copy: about 3x a slice
-        repeats = [np.zeros(0, dtype=np.uint64)]
-        for k in range(slices):
-            part = []
-            with open(tmp, "rb") as f:
-                while len(chunk := np.fromfile(f, dtype=np.uint64, count=HASH_BATCH)):
-                    part.append(chunk[chunk % np.uint64(slices) == k])
-            values, counts = np.unique(np.concatenate(part), return_counts=True)
-            repeats.append(values[counts > 1])
-        return np.sort(np.concatenate(repeats))
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def summary_line(split: str, stats: dict) -> str:
     """`train: kept 3 of 4 documents, 5 sentences (258 chars); dropped 2 short < 20 (31 chars), 1 duplicate
     (24 chars)` (on one line)."""
@@ -349,6 +289,188 @@ def summary_line(split: str, stats: dict) -> str:
     return (f"{split}: kept {stats['documents_kept']} of {stats['documents']} documents, {stats['sentences']} "
             f"sentences ({stats['characters']} chars); dropped {dropped['short']} short < {stats['min_chars']} "
             f"({chars['short']} chars), {dropped['duplicate']} duplicate ({chars['duplicate']} chars)")
+
+
+# ---- one pass per shard, then the repeats of the whole language ---------------------------------
+#
+# A shard is read once, into a part of its language's work folder <out>/.work/<lang>/: its candidate
+# sentences as they would be written (<part>.txt), their 8-byte hashes (<part>.hashes) and the number
+# of candidates of each document (<part>.docs). <part>.json, written last, holds the shard's counts
+# before de-duplication and marks the part done: a killed run does not read that shard again, and
+# parts are independent, so shards are read in parallel (--nj). Then the language's hashes, as
+# (hash, position) pairs, are split on disk into buckets by range of hash; in a bucket a stable sort
+# by hash puts each repeat after its first occurrence, so the repeats' positions are the duplicates
+# (<part>.dups). Last, each split's parts are copied in order into <split>/<lang>.txt less their
+# duplicates. Memory holds a batch of hashes, one bucket, and one part's duplicates and documents.
+
+WORK = ".work"
+PART_FILES = ("txt", "hashes", "docs")
+HASH_BATCH = 1 << 19          # hashes buffered while reading a shard, or bucketed at once (4 MB)
+BUCKET_PAIRS = 1 << 20        # (hash, position) pairs sorted at once: 16 MB, about 50 MB with the sort
+MAX_BUCKETS = 256             # bucket files open at once; a bigger bucket is sorted in slices
+
+
+def _file(part: Path, kind: str) -> Path:
+    return part.with_name(f"{part.name}.{kind}")
+
+
+def _flush(buffer: array.array, f: IO[bytes]) -> None:
+    buffer.tofile(f)
+    del buffer[:]
+
+
+def scan_shard(shard: Path, rules: CleaningRules, min_chars: int, part: Path, bar=None) -> dict:
+    """Steps 1-4 of the cleaning over one shard, into `part` (see above). Returns the shard's counts
+    before de-duplication: sentences are the candidates, documents_kept the documents with one."""
+    stats = _split_stats(1, min_chars)
+    partial = {kind: _file(part, f"{kind}.partial") for kind in PART_FILES}
+    try:
+        with open(partial["txt"], "w", encoding="utf-8", newline="\n") as text, \
+                open(partial["hashes"], "wb") as hashes, open(partial["docs"], "wb") as docs:
+            hash_buffer, doc_buffer = array.array("Q"), array.array("I")
+            for document in read_documents(shard, bar):
+                count = 0
+                for piece in candidates(document, rules, min_chars, stats):
+                    text.write(piece + "\n")
+                    hash_buffer.append(_sentence_hash(piece))
+                    stats["characters"] += len(piece)
+                    count += 1
+                doc_buffer.append(count)
+                stats["documents"] += 1
+                stats["documents_kept"] += count > 0
+                stats["sentences"] += count
+                if len(hash_buffer) >= HASH_BATCH:
+                    _flush(hash_buffer, hashes), _flush(doc_buffer, docs)
+            _flush(hash_buffer, hashes), _flush(doc_buffer, docs)
+        for kind in PART_FILES:
+            os.replace(partial[kind], _file(part, kind))
+        atomic_write_text(_file(part, "json"), json.dumps(stats) + "\n")
+        return stats
+    finally:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+
+
+def _bucket_of(hashes: np.ndarray, buckets: int) -> np.ndarray:
+    """Buckets are ranges of the hash space: the top 32 bits scaled to 0..buckets-1."""
+    return ((hashes >> np.uint64(32)) * np.uint64(buckets)) >> np.uint64(32)
+
+
+def _partition(parts: list[Path], buckets: int, folder: Path) -> list[Path]:
+    """(hash, position) pairs of the parts' candidates (positions count over the parts in order) in
+    bucket files, each in increasing position."""
+    paths = [folder / f"bucket-{b:05d}.pairs" for b in range(buckets)]
+    position = 0
+    with ExitStack() as stack:
+        files = [stack.enter_context(open(path, "wb")) for path in paths]
+        for part in parts:
+            with open(_file(part, "hashes"), "rb") as f:
+                while len(hashes := np.fromfile(f, dtype=np.uint64, count=HASH_BATCH)):
+                    pairs = np.column_stack((hashes, np.arange(position, position + len(hashes), dtype=np.uint64)))
+                    position += len(hashes)
+                    bucket = _bucket_of(hashes, buckets)
+                    order = np.argsort(bucket, kind="stable")
+                    bounds = np.searchsorted(bucket[order], np.arange(buckets + 1, dtype=np.uint64))
+                    pairs = pairs[order]
+                    for b in np.flatnonzero(bounds[1:] > bounds[:-1]):
+                        pairs[bounds[b]:bounds[b + 1]].tofile(files[b])
+    return paths
+
+
+def _bucket_slices(path: Path) -> Iterator[np.ndarray]:
+    """The pairs of a bucket file, at most about BUCKET_PAIRS at a time: slices by the hashes' low bits."""
+    slices = max(1, -(-path.stat().st_size // (16 * BUCKET_PAIRS)))
+    if slices == 1:
+        yield np.fromfile(path, dtype=np.uint64).reshape(-1, 2)
+        return
+    for k in range(slices):
+        chosen = []
+        with open(path, "rb") as f:
+            while len(pairs := np.fromfile(f, dtype=np.uint64, count=2 * HASH_BATCH).reshape(-1, 2)):
+                low = pairs[:, 0] & np.uint64(0xFFFFFFFF)
+                chosen.append(pairs[(low * np.uint64(slices)) >> np.uint64(32) == k])
+        yield np.concatenate(chosen)
+
+
+def _repeat_positions(pairs: np.ndarray) -> np.ndarray:
+    """Positions whose hash occurs at an earlier position (pairs in increasing position)."""
+    order = np.argsort(pairs[:, 0], kind="stable")   # stable: a hash's first occurrence comes first
+    hashes = pairs[order, 0]
+    return pairs[order[1:][hashes[1:] == hashes[:-1]], 1]
+
+
+def _append_to_parts(positions: np.ndarray, starts: np.ndarray, parts: list[Path]) -> None:
+    owner = np.searchsorted(starts, positions, side="right") - 1
+    order = np.argsort(owner, kind="stable")
+    positions, owner = positions[order], owner[order]
+    bounds = np.searchsorted(owner, np.arange(len(parts) + 1))
+    for i in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        with open(_file(parts[i], "dups"), "ab") as f:
+            (positions[bounds[i]:bounds[i + 1]] - starts[i]).tofile(f)
+
+
+def find_duplicates(parts: list[Path], folder: Path) -> None:
+    """Write to each part's .dups the indices (unsorted) of its candidates that repeat an earlier
+    candidate of the parts, taken in order."""
+    sizes = [_file(part, "hashes").stat().st_size // 8 for part in parts]
+    starts = np.cumsum([0] + sizes).astype(np.uint64)
+    for part in parts:
+        _file(part, "dups").write_bytes(b"")   # also what a killed run left
+    buckets = int(min(MAX_BUCKETS, max(1, -(-int(starts[-1]) // BUCKET_PAIRS))))
+    paths = _partition(parts, buckets, folder)
+    try:
+        for path in paths:
+            for pairs in _bucket_slices(path):
+                _append_to_parts(_repeat_positions(pairs), starts, parts)
+            path.unlink()
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+
+def _documents_emptied(part: Path, duplicates: np.ndarray) -> int:
+    """Documents that had candidates, all of them duplicates."""
+    per_document = np.fromfile(_file(part, "docs"), dtype=np.uint32)
+    owner = np.searchsorted(np.cumsum(per_document, dtype=np.uint64), duplicates, side="right")
+    lost = np.bincount(owner, minlength=len(per_document))
+    return int(np.count_nonzero((per_document > 0) & (lost == per_document)))
+
+
+def _copy_without_duplicates(part: Path, out: IO[bytes], stats: dict) -> None:
+    """Append a part's candidates less its duplicates to `out`; `stats`, which holds the part's counts,
+    moves the duplicates from kept to dropped."""
+    duplicates = np.sort(np.fromfile(_file(part, "dups"), dtype=np.uint64))
+    with open(_file(part, "txt"), "rb") as f:
+        line = 0
+        for duplicate in duplicates:
+            for _ in range(int(duplicate) - line):
+                out.write(f.readline())
+            piece = f.readline()[:-1].decode("utf-8")
+            line = int(duplicate) + 1
+            stats["sentences"] -= 1
+            stats["characters"] -= len(piece)
+            _drop(stats, "duplicate", piece)
+        shutil.copyfileobj(f, out, 1 << 20)
+    stats["documents_kept"] -= _documents_emptied(part, duplicates)
+
+
+def _add_counts(total: dict, counts: dict) -> None:
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            _add_counts(total[key], value)
+        elif key not in ("shards", "min_chars"):
+            total[key] += value
+
+
+def write_split(parts: list[Path], target: Path, min_chars: int) -> dict:
+    """<split>/<lang>.txt from the split's parts, their duplicates found; returns the split's statistics."""
+    stats = _split_stats(len(parts), min_chars)
+    with atomic_file(target, binary=True) as out:
+        for part in parts:
+            counts = json.loads(_file(part, "json").read_text(encoding="utf-8"))
+            _copy_without_duplicates(part, out, counts)
+            _add_counts(stats, counts)
+    return stats
 
 
 # ---- preparing a corpus --------------------------------------------------------------------------
@@ -364,12 +486,12 @@ def find_shards(root: Path, lang: str, split: str) -> list[Path]:
 
 
 @contextmanager
-def atomic_text_file(path: Path) -> Iterator[IO[str]]:
-    """A text file written under a temporary name and renamed into place only when complete."""
+def atomic_file(path: Path, binary: bool = False) -> Iterator[IO]:
+    """A file written under a temporary name and renamed into place only when complete (text: UTF-8)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8", newline="\n") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -378,19 +500,84 @@ def atomic_text_file(path: Path) -> Iterator[IO[str]]:
         tmp.unlink(missing_ok=True)
 
 
+def _parts(work: Path, inputs: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    return {split: [work / f"{split}-{i:05d}" for i in range(len(inputs[split]))] for split in SPLITS}
+
+
+def start_work(out: Path, lang: str, settings: dict) -> Path:
+    """The language's work folder, emptied if a run with other settings left it."""
+    work = out / WORK / lang
+    recorded = work / "settings.json"
+    try:
+        same = json.loads(recorded.read_text(encoding="utf-8")) == settings
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        atomic_write_text(recorded, json.dumps(settings) + "\n")
+    return work
+
+
+def unread_shards(work: Path, inputs: dict[str, list[Path]]) -> list[tuple[Path, Path]]:
+    """(shard, part) of the shards without a finished part, train first."""
+    parts = _parts(work, inputs)
+    return [(shard, part) for split in SPLITS for shard, part in zip(inputs[split], parts[split])
+            if not _file(part, "json").is_file()]
+
+
+def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules, work: Path) -> dict:
+    """Once every shard is read: the duplicates, <out>/<split>/<lang>.txt of each split that has shards
+    (train first: dev is de-duplicated against it), the work folder removed. Returns the statistics."""
+    parts = _parts(work, inputs)
+    find_duplicates(parts["train"] + parts["dev"], work)
+    stats = {}
+    for split in SPLITS:
+        target = out / split / f"{lang}.txt"
+        if not inputs[split]:
+            target.unlink(missing_ok=True)   # left by a run with other inputs
+            continue
+        stats[split] = write_split(parts[split], target, rules.min_chars_for(lang))
+        stats[split]["bytes"] = target.stat().st_size
+    _remove_if_no_text(out, lang, stats)
+    (work / "settings.json").unlink()   # first: a removal cut short leaves a folder that start_work empties
+    shutil.rmtree(work)
+    with suppress(OSError):
+        work.parent.rmdir()   # when no other language is under way
+    return stats
+
+
+def _remove_if_no_text(out: Path, lang: str, stats: dict) -> None:
+    if not stats["train"]["sentences"]:   # no text: the stage fails (see prepare); nothing to mistake for text
+        for split in stats:
+            (out / split / f"{lang}.txt").unlink(missing_ok=True)
+
+
+def _bar(total: int, desc: str, progress: bool, unit: str = "B"):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", disable=not progress,
+                dynamic_ncols=True, mininterval=1.0)
+
+
 def prepare_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules,
                      progress: bool = False) -> dict:
-    """Write <out>/<split>/<lang>.txt of each split from its shards (train first: dev is deduplicated
-    against it); a split without shards has no file. Returns the statistics per split."""
-    from tqdm import tqdm
-    seen: set[int] | RepeatedHashes = set()   # with a cap: at most the kept sentences' hashes
-    if rules.max_sentences is None:
-        shards = inputs["train"] + inputs["dev"]   # train first, as the cleaning pass reads them
-        with tqdm(total=sum(p.stat().st_size for p in shards), desc=f"mc4 {lang} repeats", unit="B",
-                  unit_scale=True, disable=not progress, dynamic_ncols=True, mininterval=1.0) as bar:
-            out.mkdir(parents=True, exist_ok=True)
-            seen = RepeatedHashes(find_repeats(shards, rules, rules.min_chars_for(lang), out / f".{lang}.hashes.tmp",
-                                               bar))
+    """Write <out>/<split>/<lang>.txt of each split from its shards, in this process; a split without
+    shards has no file. Shards read by an earlier run with the same settings are not read again.
+    Returns the statistics per split."""
+    if rules.max_sentences is not None:
+        return _prepare_capped(out, lang, inputs, rules, progress)
+    work = start_work(out, lang, _settings(inputs, rules))
+    for shard, part in unread_shards(work, inputs):
+        with _bar(shard.stat().st_size, f"mc4 {lang} {part.name}", progress) as bar:
+            scan_shard(shard, rules, rules.min_chars_for(lang), part, bar)
+    return finish_language(out, lang, inputs, rules, work)
+
+
+def _prepare_capped(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules,
+                    progress: bool) -> dict:
+    """With --max-sentences-per-lang: one pass over the splits remembering the kept sentences' hashes
+    (at most the cap), train first so that dev is de-duplicated against it."""
+    seen: set[int] = set()
     stats = {}
     for split in SPLITS:
         target = out / split / f"{lang}.txt"
@@ -398,13 +585,10 @@ def prepare_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules:
             target.unlink(missing_ok=True)   # left by a run with other inputs
             continue
         size = sum(p.stat().st_size for p in inputs[split])
-        with tqdm(total=size, desc=f"mc4 {lang} {split}", unit="B", unit_scale=True, disable=not progress,
-                  dynamic_ncols=True, mininterval=1.0) as bar, atomic_text_file(target) as f:
+        with _bar(size, f"mc4 {lang} {split}", progress) as bar, atomic_file(target) as f:
             stats[split] = clean_split(inputs[split], f, rules, seen, bar, rules.min_chars_for(lang))
         stats[split]["bytes"] = target.stat().st_size
-    if not stats["train"]["sentences"]:   # no text: the stage fails (see prepare); nothing to mistake for text
-        for split in stats:
-            (out / split / f"{lang}.txt").unlink(missing_ok=True)
+    _remove_if_no_text(out, lang, stats)
     return stats
 
 
@@ -435,8 +619,9 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: Iterable[str
             rules: CleaningRules = CleaningRules(), nj: int = 1, progress: bool = False) -> tuple[dict, list[str]]:
     """Text shards of the languages (default: every language with train shards under root).
 
-    Languages already made from the same shards with the same rules are skipped. Returns the
-    statistics of the requested languages and the list of languages (re)made in this run.
+    Languages already made from the same shards with the same rules are skipped, and so are the shards
+    that a killed run had read. Returns the statistics of the requested languages and the list of
+    languages (re)made in this run.
     """
     root, out = Path(root), Path(out)
     folder = shard_folder(root)
@@ -460,11 +645,13 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: Iterable[str
         stats[lang] = {"settings": plans[lang][1], **split_stats}
         atomic_write_text(out / STATS, json.dumps(dict(sorted(stats.items())), indent=1, ensure_ascii=False) + "\n")
 
-    if nj <= 1 or len(todo) <= 1:
+    if nj <= 1 or not todo:
         for lang in todo:
             record(lang, prepare_language(out, lang, plans[lang][0], rules, progress))
+    elif rules.max_sentences is not None:
+        _prepare_languages_in_parallel(out, todo, plans, rules, nj, progress, record)
     else:
-        _prepare_in_parallel(out, todo, plans, rules, nj, progress, record)
+        _prepare_shards_in_parallel(out, todo, plans, rules, nj, progress, record)
     result = {lang: stats[lang] for lang in langs}
     _check_no_empty_language(result, todo)
     return result, todo
@@ -489,23 +676,53 @@ def _check_no_empty_language(stats: dict, made: list[str]) -> None:
             f"mslam/data/scripts.py MIN_CHARS_SCALE), or leave them out of --langs", stats, made)
 
 
-def _prepare_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int, progress: bool,
-                         record) -> None:
-    """One language per worker process; languages finished before an error are still recorded."""
-    from tqdm import tqdm
+def _in_parallel(pool: ProcessPoolExecutor, calls: dict, bar) -> Iterator[tuple]:
+    """(key, result) of each call (key -> (function, args)) as it returns; after an error the calls not
+    yet started are cancelled, those running are waited for, and the first error is raised at the end."""
     error = None
-    with ProcessPoolExecutor(max_workers=nj) as pool, \
-            tqdm(total=len(todo), desc="mc4 languages", unit="lang", disable=not progress) as bar:
-        futures = {pool.submit(prepare_language, out, lang, plans[lang][0], rules): lang for lang in todo}
-        for future in as_completed(futures):
-            if future.cancelled():
-                continue
-            try:
-                record(futures[future], future.result())
-            except DataDirError as e:
-                error = error or e
-                for other in futures:
-                    other.cancel()
-            bar.update()
+    futures = {pool.submit(function, *args): key for key, (function, args) in calls.items()}
+    for future in as_completed(futures):
+        if future.cancelled():
+            continue
+        bar.update()
+        try:
+            result = future.result()
+        except DataDirError as e:
+            error = error or e
+            for other in futures:
+                other.cancel()
+            continue
+        yield futures[future], result
     if error is not None:
         raise error
+
+
+def _prepare_shards_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int,
+                                progress: bool, record) -> None:
+    """The shards of all languages read by nj worker processes; a language is finished here as soon as
+    its last shard is read, so that languages finished before an error are recorded."""
+    works = {lang: start_work(out, lang, plans[lang][1]) for lang in todo}
+    calls = {(lang, part): (scan_shard, (shard, rules, rules.min_chars_for(lang), part))
+             for lang in todo for shard, part in unread_shards(works[lang], plans[lang][0])}
+    unread = {lang: sum(key[0] == lang for key in calls) for lang in todo}
+
+    def finish(lang: str) -> None:
+        record(lang, finish_language(out, lang, plans[lang][0], rules, works[lang]))
+
+    for lang in todo:
+        if not unread[lang]:
+            finish(lang)
+    with ProcessPoolExecutor(max_workers=nj) as pool, _bar(len(calls), "mc4 shards", progress, "shard") as bar:
+        for (lang, _), _ in _in_parallel(pool, calls, bar):
+            unread[lang] -= 1
+            if not unread[lang]:
+                finish(lang)
+
+
+def _prepare_languages_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int,
+                                   progress: bool, record) -> None:
+    """With a cap, one language per worker process; languages finished before an error are recorded."""
+    calls = {lang: (prepare_language, (out, lang, plans[lang][0], rules)) for lang in todo}
+    with ProcessPoolExecutor(max_workers=nj) as pool, _bar(len(todo), "mc4 languages", progress, "lang") as bar:
+        for lang, split_stats in _in_parallel(pool, calls, bar):
+            record(lang, split_stats)
