@@ -97,6 +97,15 @@ def test_a_killed_run_does_not_read_its_finished_shards_again(tmp_path, monkeypa
         assert (tmp_path / "out" / split / "de.txt").read_bytes() == (tmp_path / "whole" / split / "de.txt").read_bytes()
 
 
+def test_shards_read_in_parallel_give_the_same_output(tmp_path):
+    corpus(tmp_path / "mc4")
+    for nj in (1, 2):
+        mc4.prepare(tmp_path / "mc4", tmp_path / f"nj{nj}", ["de"], nj=nj)
+    for name in ("train/de.txt", "dev/de.txt", "stats.json"):
+        assert (tmp_path / "nj2" / name).read_bytes() == (tmp_path / "nj1" / name).read_bytes()
+    assert not (tmp_path / "nj2" / mc4.WORK).exists()
+
+
 def test_peak_rss_of_a_small_synthetic_input(tmp_path):
     spec = importlib.util.spec_from_file_location("prep_memory", BENCH)
     bench = importlib.util.module_from_spec(spec)
