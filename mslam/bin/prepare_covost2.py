@@ -10,7 +10,9 @@
 bases were downloaded into one folder), extracts each archive once (Common Voice into
 `<cv-root>/<lang>/`, as ESPnet lays it out; an extracted copy there is used as is), and writes
 OUT/{train,dev,test}: wav.scp (mp3), text (source sentence), text.en, utt2spk, spk2utt, utt2lang.
-Without --langs: all 21 source languages. See mslam/data/corpora/covost2.py.
+Without --langs: all 21 source languages. Each language is a shard (--nj at once) kept in OUT.parts/
+until the data dirs are written: a rerun after a kill redoes only the languages not finished. See
+mslam/data/corpora/covost2.py.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--covost-root", help="CoVoST 2 download root (COVOST2 in db.sh)")
     p.add_argument("--out", required=True, help="where train/, dev/, test/ go")
     p.add_argument("--langs", help=langs_help)
-    p.add_argument("--nj", type=int, default=1, help="archives extracted at once")
+    p.add_argument("--nj", type=int, default=1, help="archives extracted, and languages joined (processes), at once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.command == "prepare":

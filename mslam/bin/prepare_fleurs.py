@@ -5,8 +5,9 @@
 
 `files` prints the paths under https://huggingface.co/datasets/google/fleurs/resolve/main to fetch
 (default: all 102 languages). `prepare` extracts the audio archives under --root once and writes
-OUT/{train,dev,test} (all languages together; utt2lang is the LangID label). See
-mslam/data/corpora/fleurs.py.
+OUT/{train,dev,test} (all languages together; utt2lang is the LangID label). Each language is a
+shard (--nj at once) kept in OUT.parts/ until the data dirs are written: a rerun after a kill redoes
+only the languages not finished. See mslam/data/corpora/fleurs.py.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--root", required=True, help="the downloaded files, laid out as under the URL base")
     r.add_argument("--out", required=True, help="where train/, dev/ and test/ go")
     r.add_argument("--langs", help=langs_help)
-    r.add_argument("--nj", type=int, default=1, help="archives extracted at once")
+    r.add_argument("--nj", type=int, default=1, help="archives extracted, and languages read (processes), at once")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.command == "prepare" and args.nj < 1:

@@ -12,6 +12,8 @@ OUT/train (unlabelled) or OUT/{train,dev,test} (asr). Defaults: every language o
 subsets); --v2 adds the `<lang>_<year>_2.tar` archives and every event (the `<lang>_v2` subsets).
 ASR rows of several VAD pieces are joined into OUT/joined_audio/ (see mslam/data/corpora/voxpopuli.py).
 The summary gives, per language, the utterances kept per split and the rows left out per reason.
+Each language is a shard (--nj at once) kept in OUT.parts/ until the data dirs are written: memory
+does not grow with the rows, and a rerun after a kill redoes only the languages not finished.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True, help="where the data dirs go")
     r.add_argument("--what", choices=WHATS, required=True)
     r.add_argument("--nj", type=int, default=1,
-                   help="archives extracted, recordings checked and utterances joined at once")
+                   help="languages prepared at once (processes), and archives extracted, recordings checked and "
+                        "utterances joined at once")
     r.add_argument("--no-progress", action="store_true")
     for s in (f, r):
         s.add_argument("--langs", type=split_list,

@@ -1,22 +1,30 @@
 """What the corpus preparers share: reading and checking `--langs`, extracting an archive once, putting a
-finished data dir in place whole, running jobs a few at a time, and how their commands report errors.
+finished data dir in place whole, writing data dirs of any size in shards and bounded memory, running
+jobs a few at a time (and shards resumably), and how their commands report errors.
 
 Each corpus module keeps its own layout, messages and hints; only the mechanics live here.
 """
 from __future__ import annotations
 
+import filecmp
+import heapq
+import json
 import os
 import shutil
 import sys
 import tarfile
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Iterator, Mapping, TypeVar
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from mslam.data.kaldi import DataDir, DataDirError, Utterance, write_data_dir, write_table
+from tqdm import tqdm
+
+from mslam.data.kaldi import (DataDir, DataDirError, Utterance, atomic_write_text, kaldi_sort_key, write_data_dir,
+                              write_table)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,7 +125,8 @@ def same_files(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.iterdir())
     if names != sorted(p.name for p in b.iterdir()):
         return False
-    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    # Compared a block at a time: a data dir of 100 M utterances is not read into memory.
+    return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
 def install_dir(tmp: Path, dst: Path) -> bool:
@@ -156,3 +165,315 @@ def exit_status(prog: str, command: Callable[..., object], *args: object,
         print(f"{prog}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+# ---- streaming data dirs -------------------------------------------------------------------
+#
+# Corpora of ~100 M utterances cannot be held as Utterance lists. A preparation is split into shards
+# (a language, say); each shard streams its rows into a DataDirPart, which sorts them on disk in runs
+# of ROWS_IN_MEMORY and keeps one sorted file per split. Kaldi tables are sorted by id, so the data
+# dirs are a merge of the parts' files, written a line at a time. Duplicate ids meet in the sort.
+
+ROWS_IN_MEMORY = 100_000
+
+
+def utt_order_key(row: Sequence[str]) -> tuple[bytes, int]:
+    """An utterance row (id, order, ...) sorts by id in the C locale, then by where it came from."""
+    return row[0].encode("utf-8"), int(row[1])
+
+
+def pair_key(row: Sequence[str]) -> tuple[bytes, bytes]:
+    """A (speaker, utterance) row sorts as spk2utt lists them."""
+    return row[0].encode("utf-8"), row[1].encode("utf-8")
+
+
+def _row_line(row: Sequence[str], where: Path) -> str:
+    line = "\t".join(row)
+    if "\n" in line or "\r" in line or line.count("\t") != len(row) - 1:
+        raise DataDirError(f"{where}: a value holds a TAB or a line break: {row!r}; a Kaldi table cannot hold it")
+    return line + "\n"
+
+
+def read_rows(path: Path) -> Iterator[list[str]]:
+    """The TAB-separated rows of a file written by SortedRows or DataDirPart."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            yield line[:-1].split("\t")
+
+
+class SortedRows:
+    """Rows of strings sorted by `key` on disk: every ROWS_IN_MEMORY rows are sorted and written to a
+    run file under `folder`; iterating merges the runs. Memory: one run, whatever the row count."""
+
+    def __init__(self, folder: Path, name: str, key: Callable[[Sequence[str]], object],
+                 rows_in_memory: int | None = None):
+        self.folder, self.name, self.key = folder, name, key
+        self.limit = rows_in_memory or ROWS_IN_MEMORY   # read when made: a test or benchmark may set it
+        self.buffer: list[Sequence[str]] = []
+        self.runs: list[Path] = []
+
+    def add(self, row: Sequence[str]) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        run = self.folder / f"{self.name}.run{len(self.runs)}"
+        self.buffer.sort(key=self.key)
+        with open(run, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(_row_line(row, run) for row in self.buffer)
+        self.runs.append(run)
+        self.buffer = []
+
+    def __iter__(self) -> Iterator[Sequence[str]]:
+        if not self.runs:
+            return iter(sorted(self.buffer, key=self.key))
+        if self.buffer:
+            self._spill()
+        return heapq.merge(*(read_rows(run) for run in self.runs), key=self.key)
+
+    def remove(self) -> None:
+        for run in self.runs:
+            run.unlink(missing_ok=True)
+        self.buffer, self.runs = [], []
+
+
+def _utts_file(folder: Path, split: str) -> Path:
+    return folder / f"{split}.utts"
+
+
+def _recordings_file(folder: Path, split: str) -> Path:
+    return folder / f"{split}.recordings"
+
+
+def _speakers_file(folder: Path, split: str) -> Path:
+    return folder / f"{split}.speakers"
+
+
+class DataDirPart:
+    """One shard's share of a preparation's data dirs, streamed to disk as it is read.
+
+    `tables` names the per-utterance tables in the order of each row's values (wav.scp among them
+    when there are no segments; utt2spk gives spk2utt). With segments, each row names its recording
+    and wav.scp entry: those are kept per split in memory, one per recording (an event, a session),
+    not per utterance. `finish` writes per split `<split>.utts` (id, values...) sorted by id,
+    `<split>.recordings` and `<split>.speakers`, which `merge_parts` turns into data dirs."""
+
+    def __init__(self, folder: Path, splits: Sequence[str], tables: Sequence[str]):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.splits, self.tables = folder, tuple(splits), tuple(tables)
+        self.speaker_column = self.tables.index("utt2spk") if "utt2spk" in self.tables else None
+        self.utts = SortedRows(folder, "utts", utt_order_key)
+        self.speakers = {split: SortedRows(folder, f"{split}.spk", pair_key) for split in self.splits}
+        self.recordings: dict[str, dict[str, str]] = {split: {} for split in self.splits}
+
+    def add(self, split: str, utt: str, order: int, label: str, values: Sequence[str],
+            recording: tuple[str, str] | None = None) -> None:
+        """An utterance of `split`; `order` (its line) and `label` are what a duplicate error names."""
+        self.utts.add((utt, str(order), split, label, *values))
+        if self.speaker_column is not None:
+            self.speakers[split].add((values[self.speaker_column], utt))
+        if recording is not None:
+            self.recordings[split][recording[0]] = recording[1]
+
+    def check_id(self, utt: str, order: int, label: str) -> None:
+        """A row left out of the data dirs whose id must still not repeat another (as before)."""
+        self.utts.add((utt, str(order), "", label))
+
+    def finish(self, duplicate: Callable[[str, str, int, int], str]) -> dict[str, int]:
+        """Write the sorted per-split files. A repeated id raises DataDirError(duplicate(id, label, first
+        order, repeat's order)): the corpus says which line repeats which. Returns utterances per split."""
+        counts = dict.fromkeys(self.splits, 0)
+        outs = {split: open(_utts_file(self.folder, split), "w", encoding="utf-8", newline="\n")
+                for split in self.splits}
+        try:
+            previous = None
+            for row in self.utts:
+                if previous is not None and previous[0] == row[0]:
+                    raise DataDirError(duplicate(row[0], row[3], int(previous[1]), int(row[1])))
+                previous = row
+                if row[2]:
+                    outs[row[2]].write(_row_line((row[0], *row[4:]), self.folder))
+                    counts[row[2]] += 1
+        finally:
+            for f in outs.values():
+                f.close()
+        for split in self.splits:
+            with open(_speakers_file(self.folder, split), "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(_row_line(row, self.folder) for row in self.speakers[split])
+            recordings = sorted(self.recordings[split].items(), key=lambda kv: kaldi_sort_key(kv[0]))
+            with open(_recordings_file(self.folder, split), "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(_row_line(row, self.folder) for row in recordings)
+            self.speakers[split].remove()
+        self.utts.remove()
+        return counts
+
+
+def _check_key(path: Path, key: str) -> None:
+    if key.split() != [key]:   # empty, or whitespace in it (str.split splits where str.isspace is true)
+        raise DataDirError(f"{path}: id {key!r} is empty or contains whitespace")
+
+
+class _TableFiles:
+    """The tables of a data dir being written, one open file each."""
+
+    def __init__(self, folder: Path, names: Iterable[str]):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.files = {name: open(folder / name, "w", encoding="utf-8", newline="\n") for name in names}
+
+    def write(self, name: str, key: str, value: str) -> None:
+        """A line of table `name`; its key is checked by the caller (once for all of an utterance's tables)."""
+        self.files[name].write(f"{key} {value}\n")
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def merge_parts(parts: Sequence[Path], split: str, tables: Sequence[str], dst: Path) -> tuple[Path, int]:
+    """Write the data dir of `split` from the parts' sorted files into `<dst>.tmp` (replacing one a killed
+    run left), a line at a time; returns that folder, for replace_dir or install_dir to put in place, and
+    its number of utterances. The tables are the bytes write_data_dir would write."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    segments = "segments" in tables
+    names = list(tables) + (["wav.scp"] if segments else []) + (["spk2utt"] if "utt2spk" in tables else [])
+    out = _TableFiles(tmp, names)
+    try:
+        count = _merge_utterances(parts, split, tables, out)
+        if segments:
+            _merge_recordings(parts, split, out)
+        if "utt2spk" in tables:
+            _merge_speakers(parts, split, out)
+    finally:
+        out.close()
+    return tmp, count
+
+
+def _merge_utterances(parts: Sequence[Path], split: str, tables: Sequence[str], out: _TableFiles) -> int:
+    streams = [read_rows(_utts_file(part, split)) for part in parts]
+    count, previous, first_table = 0, None, out.folder / tables[0]
+    for row in heapq.merge(*streams, key=lambda row: row[0].encode("utf-8")):
+        if row[0] == previous:
+            raise DataDirError(f"{out.folder}: utterance id '{row[0]}' comes from two shards of the preparation")
+        previous = row[0]
+        _check_key(first_table, row[0])
+        for name, value in zip(tables, row[1:]):
+            out.write(name, row[0], value)
+        count += 1
+    return count
+
+
+def _merge_recordings(parts: Sequence[Path], split: str, out: _TableFiles) -> None:
+    """wav.scp: a recording (a session) that several shards use is written once."""
+    streams = [read_rows(_recordings_file(part, split)) for part in parts]
+    previous, table = None, out.folder / "wav.scp"
+    for rec, wav in heapq.merge(*streams, key=lambda row: row[0].encode("utf-8")):
+        if previous is not None and previous[0] == rec:
+            if previous[1] != wav:
+                raise DataDirError(f"{out.folder / 'wav.scp'}: recording '{rec}' is {previous[1]} in one shard "
+                                   f"and {wav} in another")
+            continue
+        _check_key(table, rec)
+        out.write("wav.scp", rec, wav)
+        previous = (rec, wav)
+
+
+def _merge_speakers(parts: Sequence[Path], split: str, out: _TableFiles) -> None:
+    """spk2utt, a speaker at a time: the parts' (speaker, utterance) rows are sorted as it lists them."""
+    streams = [read_rows(_speakers_file(part, split)) for part in parts]
+    speaker, utts, table = None, [], out.folder / "spk2utt"
+    for spk, utt in heapq.merge(*streams, key=pair_key):
+        if spk != speaker:
+            _check_key(table, spk)
+            if speaker is not None:
+                out.write("spk2utt", speaker, " ".join(utts))
+            speaker, utts = spk, []
+        utts.append(utt)
+    if speaker is not None:
+        out.write("spk2utt", speaker, " ".join(utts))
+
+
+# ---- shard jobs ----------------------------------------------------------------------------
+
+def parts_folder(out: Path) -> Path:
+    """Where a preparation keeps its shards until the data dirs under `out` are written: beside `out`,
+    so that a preparation that fails before writing leaves `out` as it was."""
+    return out.with_name(out.name + ".parts")
+
+
+@dataclass
+class ShardJob:
+    """One unit of a preparation: `run(folder, *args)` writes its outputs under `folder` (emptied first)
+    and returns a JSON-able summary. A stamp `<folder>.done`, written after the outputs, holds
+    `inputs` (what the outputs depend on) and the summary, so a rerun on the same inputs skips it."""
+    name: str
+    inputs: dict
+    run: Callable[..., dict]
+    args: tuple = ()
+
+
+def _stamp_of(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".done")
+
+
+def finished_summary(folder: Path, inputs: dict) -> dict | None:
+    """The summary of a shard finished with these inputs, or None."""
+    stamp = _stamp_of(folder)
+    if not (stamp.is_file() and folder.is_dir()):
+        return None
+    try:
+        written = json.loads(stamp.read_text(encoding="utf-8"))
+    except ValueError:
+        return None   # damaged: the shard is redone
+    return written.get("summary") if written.get("inputs") == inputs else None
+
+
+def run_shard(job: ShardJob, folder: Path) -> dict:
+    """Run one job from scratch and stamp it (in the process that did the work, so a kill of the
+    parent cannot lose a finished shard)."""
+    _stamp_of(folder).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    summary = job.run(folder, *job.args)
+    atomic_write_text(_stamp_of(folder), json.dumps({"inputs": job.inputs, "summary": summary}, indent=1,
+                                                    ensure_ascii=False) + "\n")
+    return summary
+
+
+def run_shards(jobs: Sequence[ShardJob], work: Path, nj: int, progress: bool = False,
+               desc: str = "shards") -> dict[str, dict]:
+    """Each job's summary, by name: jobs finished earlier with the same inputs are not redone; the others
+    run `nj` at a time in worker processes. On an error the jobs not started are cancelled, those under
+    way finish (and are stamped), and the error of the first failed job in the given order is raised."""
+    work.mkdir(parents=True, exist_ok=True)
+    summaries = {job.name: finished_summary(work / job.name, job.inputs) for job in jobs}
+    todo = [job for job in jobs if summaries[job.name] is None]
+    with tqdm(total=len(todo), desc=desc, unit=" shards", disable=not progress or not todo) as bar:
+        if nj <= 1 or len(todo) <= 1:
+            for job in todo:
+                summaries[job.name] = run_shard(job, work / job.name)
+                bar.update()
+        else:
+            _run_in_processes(todo, work, nj, summaries, bar)
+    return summaries
+
+
+def _run_in_processes(todo: Sequence[ShardJob], work: Path, nj: int, summaries: dict, bar) -> None:
+    first_error: BaseException | None = None
+    with ProcessPoolExecutor(max_workers=nj) as pool:
+        futures = [pool.submit(run_shard, job, work / job.name) for job in todo]
+        for job, future in zip(todo, futures):
+            try:
+                summaries[job.name] = future.result()
+            except CancelledError:
+                continue
+            except Exception as e:   # noqa: BLE001 - raised below, once the jobs under way have ended
+                first_error = first_error or e
+                for other in futures:
+                    other.cancel()
+            bar.update()
+    if first_error is not None:
+        raise first_error
+

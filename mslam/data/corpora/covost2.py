@@ -18,7 +18,10 @@ values are skipped, and counted). It writes `<out>/{train,dev,test}` with all re
     utt2lang  <utt> <Common Voice code, e.g. zh-CN>  spk2utt
 
 Utterance ids are `<lang>_<clip name without .mp3>`. A finished run leaves a stamp; a rerun on the
-same inputs does nothing.
+same inputs does nothing. Each language is a shard (`--nj` at once, in processes) streamed into sorted
+files under <out>.parts/ and stamped when done, so a killed run redoes only the unfinished languages;
+the data dirs are a merge of those files. What is held is one language's validated.tsv (the join looks
+its clips up in any order), as (sentence, client_id, line) per clip.
 """
 from __future__ import annotations
 
@@ -30,13 +33,14 @@ import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
-from mslam.data.corpora.common import (DOWNLOAD_STAGE, archive_errors, build_data_dir, check_codes, extraction_folder,
-                                       map_in_threads, replace_dir)
-from mslam.data.kaldi import DataDirError, Utterance, atomic_write_bytes, atomic_write_text
+from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, ShardJob, archive_errors, check_codes,
+                                       extraction_folder, map_in_threads, merge_parts, parts_folder, replace_dir,
+                                       run_shards)
+from mslam.data.kaldi import DataDirError, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("mslam.data.covost2")
 
@@ -189,58 +193,64 @@ def _token(row: dict[str, str], column: str, where: str) -> str:
     return value
 
 
-def read_validated(cv_dir: Path) -> dict[str, dict[str, str]]:
-    """validated.tsv as {clip path: row}; a clip listed twice is an error (the join would double it)."""
+def read_validated(cv_dir: Path) -> dict[str, tuple[str, str, int]]:
+    """validated.tsv as {clip path: (sentence, client_id, line)}; a clip listed twice is an error (the join
+    would double it). One language's table is held: the join looks clips up in it in any order."""
     path = cv_dir / "validated.tsv"
-    clips: dict[str, dict[str, str]] = {}
-    lines: dict[str, int] = {}
+    clips: dict[str, tuple[str, str, int]] = {}
     for line, row in read_tsv(path, CV_COLUMNS):
         where = f"{path}:{line}"
         clip = _token(row, "path", where)
-        _token(row, "client_id", where)
+        client = _token(row, "client_id", where)
         if clip in clips:
-            raise DataDirError(f"{where}: clip '{clip}' is listed again (first on line {lines[clip]}); "
+            raise DataDirError(f"{where}: clip '{clip}' is listed again (first on line {clips[clip][2]}); "
                                f"remove the duplicate or {DOWNLOAD_HINT}")
-        clips[clip], lines[clip] = row, line
+        clips[clip] = (row["sentence"], client, line)
     return clips
 
 
-def join_language(cv_dir: Path, tsv: Path, lang: str, progress: bool = True
-                  ) -> tuple[dict[str, list[Utterance]], dict]:
-    """One language's utterances per split, and the counts of what the join dropped or skipped."""
+TABLES = ("wav.scp", "text", f"text.{TARGET}", "utt2spk", "utt2lang")   # per utterance, in row order
+
+
+def _duplicate_clip(tsv: Path) -> Callable[[str, str, int, int], str]:
+    def message(utt: str, clip: str, first: int, repeat: int) -> str:
+        return (f"{tsv}:{repeat}: clip '{clip}' is listed again (first on line {first}); "
+                f"remove the duplicate or {DOWNLOAD_HINT}")
+    return message
+
+
+def covost_shard(folder: Path, cv_dir: Path, tsv: Path, lang: str, progress: bool = False) -> dict:
+    """One language's join, streamed into a DataDirPart under `folder` (mslam.data.corpora.common);
+    returns the utterances per split and the counts of what the join dropped or skipped."""
     validated = read_validated(cv_dir)
-    splits: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
+    part = DataDirPart(folder, SPLITS, TABLES)
     not_validated = 0
     other_splits: Counter[str] = Counter()
-    lines: dict[str, int] = {}
     clips_dir = cv_dir.absolute() / "clips"
     rows = tqdm(read_tsv(tsv, COVOST_COLUMNS), desc=f"covost2 {lang}", unit=" rows", disable=not progress,
                 dynamic_ncols=True)
     for line, row in rows:
         where = f"{tsv}:{line}"
         clip = _token(row, "path", where)
-        if clip in lines:
-            raise DataDirError(f"{where}: clip '{clip}' is listed again (first on line {lines[clip]}); "
-                               f"remove the duplicate or {DOWNLOAD_HINT}")
-        lines[clip] = line
+        utt = f"{lang}_{PurePosixPath(clip).stem}"
         split = SPLIT_OF.get(row["split"])
+        source = validated.get(clip)
         if split is None:
             other_splits[row["split"]] += 1
-            continue
-        source = validated.get(clip)
-        if source is None:   # an inner join on path, as get_covost_splits.py does
+        elif source is None:   # an inner join on path, as get_covost_splits.py does
             not_validated += 1
+        if split is None or source is None:
+            part.check_id(utt, line, clip)   # listed twice is an error, joined or not
             continue
         audio = clips_dir / clip
         if not audio.is_file():
             raise DataDirError(f"{where}: clip '{clip}' has no audio file {audio}; remove {cv_dir} to extract "
                                f"the tarball again, or {DOWNLOAD_HINT}")
-        splits[split].append(Utterance(
-            id=f"{lang}_{PurePosixPath(clip).stem}", wav=str(audio), text=_one_line(source["sentence"]),
-            speaker=source["client_id"], lang=lang, translations={TARGET: _one_line(row["translation"])}))
-    counts = {"utterances": {s: len(u) for s, u in splits.items()}, "not_in_validated": not_validated,
-              "other_splits": dict(sorted(other_splits.items()))}
-    return splits, counts
+        part.add(split, utt, line, clip, (str(audio), _one_line(source[0]), _one_line(row["translation"]),
+                                          source[1], lang))
+    utterances = part.finish(_duplicate_clip(tsv))
+    return {"utterances": utterances, "not_in_validated": not_validated,
+            "other_splits": dict(sorted(other_splits.items()))}
 
 
 # ---- the whole preparation -------------------------------------------------------------------
@@ -261,9 +271,20 @@ def extract_all(cv_root: Path, covost_root: Path, langs: list[str], nj: int = 1,
         return dict(zip(langs, map_in_threads(extract, langs, nj, bar)))
 
 
+def _shard_jobs(sources: dict[str, tuple[Path, Path]], progress: bool) -> list[ShardJob]:
+    return [ShardJob(lang, {"format": STAMP_FORMAT, "lang": lang, "clips": str(cv_dir.absolute() / "clips"),
+                            "inputs": _inputs((cv_dir / "validated.tsv", tsv))},
+                     covost_shard, (cv_dir, tsv, lang, progress))
+            for lang, (cv_dir, tsv) in sources.items()]
+
+
 def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str | os.PathLike,
             langs: Iterable[str] | None = None, nj: int = 1, progress: bool = True) -> dict:
-    """Write `<out>/{train,dev,test}` for the languages; returns the counts (also kept in the stamp)."""
+    """Write `<out>/{train,dev,test}` for the languages; returns the counts (also kept in the stamp).
+
+    Each language is a shard, joined `nj` at a time (in processes) into sorted files under
+    <out>.parts/ and stamped when done; the data dirs are a merge of those files. A killed run
+    redoes only the languages it had not finished."""
     langs = check_langs(langs)
     cv_root, covost_root, out = Path(cv_root), Path(covost_root), Path(out)
     sources = extract_all(cv_root, covost_root, langs, nj, progress)
@@ -275,25 +296,24 @@ def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str
             log.info("%s is up to date (%s); nothing to do", out, STAMP)
             return {**stamp["summary"], "up_to_date": True}
 
-    by_split: dict[str, list[Utterance]] = {s: [] for s in SPLITS}
-    per_lang = {}
-    for lang, (cv_dir, tsv) in sources.items():
-        splits, counts = join_language(cv_dir, tsv, lang, progress)
-        for split, utts in splits.items():
-            by_split[split] += utts
-        per_lang[lang] = counts
+    work = parts_folder(out)
+    per_lang = run_shards(_shard_jobs(sources, progress and nj <= 1), work, nj, progress, desc="covost2")
+    for lang, counts in per_lang.items():
         log.info("%s: train %d, dev %d, test %d; dropped %d row(s) whose clip is not in validated.tsv; "
                  "skipped split values %s", lang, *counts["utterances"].values(), counts["not_in_validated"],
                  counts["other_splits"] or "none")
-    empty = [split for split, utts in by_split.items() if not utts]
+    utterances = {split: sum(c["utterances"][split] for c in per_lang.values()) for split in SPLITS}
+    empty = [split for split, n in utterances.items() if not n]
     if empty:
         raise DataDirError(f"the CoVoST 2 TSVs of {' '.join(langs)} select no {' or '.join(empty)} utterance; "
                            f"check them or {DOWNLOAD_HINT}")
     out.mkdir(parents=True, exist_ok=True)
     stamp_path.unlink(missing_ok=True)   # the dirs are about to change: no stamp until all are written
-    for split, utts in by_split.items():
-        replace_dir(build_data_dir(out / split, utts), out / split)
-    summary = {"langs": langs, "utterances": {s: len(u) for s, u in by_split.items()}, "per_lang": per_lang}
+    for split in SPLITS:
+        tmp, _ = merge_parts([work / lang for lang in langs], split, TABLES, out / split)
+        replace_dir(tmp, out / split)
+    summary = {"langs": langs, "utterances": utterances, "per_lang": per_lang}
     stamp = {"format": STAMP_FORMAT, "langs": langs, "inputs": inputs, "summary": summary}
     atomic_write_text(stamp_path, json.dumps(stamp, indent=1, ensure_ascii=False) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
     return {**summary, "up_to_date": False}

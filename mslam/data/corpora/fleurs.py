@@ -14,6 +14,10 @@ Utterance ids are `<lang>_<file_name without .wav>`. FLEURS v2 has no speaker co
 of the early XTREME-S TSVs were dropped), so every recording is its own pseudo speaker: utt2spk maps
 an utterance to its recording id. A file name listed more than once in a language (a recording
 that appears in two rows) keeps every row; the repeats get ids `<id>-2`, `<id>-3`, ...
+
+Each language is a shard (`--nj` at once, in processes) streamed into sorted files under <out>.parts/
+and stamped when done, so a killed run redoes only the unfinished languages; the data dirs are a merge
+of those files.
 """
 from __future__ import annotations
 
@@ -23,12 +27,14 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
 from mslam.data.corpora import common
-from mslam.data.corpora.common import DOWNLOAD_STAGE, build_data_dir, extraction_folder, install_dir, map_in_threads
-from mslam.data.kaldi import DataDirError, Utterance
+from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, ShardJob, extraction_folder, install_dir,
+                                       map_in_threads, merge_parts, run_shards)
+from mslam.data.kaldi import DataDirError
 
 log = logging.getLogger("mslam.data")
 
@@ -116,11 +122,10 @@ class Row:
     num_samples: int
 
 
-def read_tsv(path: Path) -> list[Row]:
-    """The rows of a FLEURS v2 TSV (blank lines ignored); a row without 7 columns is an error."""
+def read_tsv(path: Path) -> Iterator[Row]:
+    """The rows of a FLEURS v2 TSV, as they are read (blank lines ignored); a row without 7 columns is an error."""
     if not path.is_file():
         raise DataDirError(f"{path}: not found; {GET_IT}")
-    rows = []
     with open(path, encoding="utf-8", newline="") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -136,54 +141,78 @@ def read_tsv(path: Path) -> list[Row]:
                 raise DataDirError(f"{where}: num_samples is '{row['num_samples']}', expected a positive integer")
             if not row["file_name"].strip() or any(c.isspace() for c in row["file_name"]):
                 raise DataDirError(f"{where}: file_name '{row['file_name']}' is empty or contains whitespace")
-            rows.append(Row(where, row["file_name"], row["transcription"].strip(), int(row["num_samples"])))
-    return rows
+            yield Row(where, row["file_name"], row["transcription"].strip(), int(row["num_samples"]))
 
 
-def language_utterances(root: Path, lang: str) -> dict[str, list[Utterance]]:
-    """The utterances of one language per split; every referenced wav must exist."""
-    out: dict[str, list[Utterance]] = {}
+# The per-utterance tables, in the order of a row's values (no segments: wav.scp is per utterance).
+TABLES = ("wav.scp", "text", "utt2spk", "utt2lang", "utt2num_samples")
+
+
+def _made_twice(utt: str, label: str, first: int, repeat: int) -> str:
+    # Repeated file names get suffixed ids, so this would be a bug here, not a fault of the download.
+    return f"utterance id '{utt}' made twice (rows {first} and {repeat} of its language): a bug in {__name__}"
+
+
+def language_shard(folder: Path, root: Path, lang: str) -> dict[str, int]:
+    """One language's utterances per split, streamed into a DataDirPart under `folder`; every referenced
+    wav must exist. Returns the utterances per split. What it holds: the names of one split's audio
+    files and a count per recording (FLEURS has a few thousand rows per language)."""
+    part = DataDirPart(folder, SPLITS, TABLES)
     seen: dict[str, int] = {}   # recording id -> rows so far (across splits: ids stay unique everywhere)
+    order = 0
     for split in SPLITS:
-        folder = audio_dir(root, lang, split)
-        present = set(os.listdir(folder))
-        utts = []
+        audio = audio_dir(root, lang, split)
+        present = set(os.listdir(audio))
         for row in read_tsv(root / "data" / lang / f"{split}.tsv"):
             if row.file_name not in present:
-                raise DataDirError(f"{row.where}: audio file {folder / row.file_name} not found; delete {folder} "
+                raise DataDirError(f"{row.where}: audio file {audio / row.file_name} not found; delete {audio} "
                                    f"to extract {split}.tar.gz again, or {GET_IT}")
             recording = f"{lang}_{Path(row.file_name).stem}"
             seen[recording] = seen.get(recording, 0) + 1
             utt = recording if seen[recording] == 1 else f"{recording}-{seen[recording]}"
-            utts.append(Utterance(id=utt, wav=str((folder / row.file_name).resolve()), text=row.transcription,
-                                  speaker=recording, lang=lang, num_samples=row.num_samples))
-        out[split] = utts
+            order += 1
+            part.add(split, utt, order, "", (str((audio / row.file_name).resolve()), row.transcription, recording,
+                                             lang, str(row.num_samples)))
     repeats = sum(n - 1 for n in seen.values())
     if repeats:
         log.info("fleurs %s: %d row(s) repeat a file name already listed; kept with ids suffixed -2, -3, ...",
                  lang, repeats)
-    return out
+    return part.finish(_made_twice)
 
 
 # ---- data dirs -----------------------------------------------------------------------------
 
+SHARD_VERSION = 1   # bump when a language's part changes for the same inputs
+
+
+def _shard_job(root: Path, lang: str) -> ShardJob:
+    tsvs = [root / "data" / lang / f"{split}.tsv" for split in SPLITS]
+    inputs = {"version": SHARD_VERSION, "lang": lang, "root": str(root.resolve()),
+              "tsvs": [[p.stat().st_size, p.stat().st_mtime_ns] if p.is_file() else None for p in tsvs]}
+    return ShardJob(lang, inputs, language_shard, (root, lang))
+
+
 def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | None = None, nj: int = 1,
             progress: bool = True) -> dict[str, int]:
-    """Extract what is not extracted yet and write <out>/{train,dev,test}. Returns utterances per split."""
+    """Extract what is not extracted yet and write <out>/{train,dev,test}. Returns utterances per split.
+
+    Each language is a shard, read `nj` at a time (in processes) into sorted files under <out>.parts/
+    and stamped when done; the data dirs are a merge of those files, and a killed run redoes only the
+    languages it had not finished. A data dir identical to the one there is left untouched."""
     root, out = Path(root), Path(out)
     langs = list(LANGS) if langs is None else langs
     extracted = extract_all(root, langs, nj=nj, progress=progress)
     if extracted:
         log.info("fleurs: extracted %d audio archive(s)", extracted)
-    per_split: dict[str, list[Utterance]] = {split: [] for split in SPLITS}
-    for lang in tqdm(langs, desc="read FLEURS TSVs", unit="lang", disable=not progress, dynamic_ncols=True):
-        for split, utts in language_utterances(root, lang).items():
-            per_split[split] += utts
+    work = common.parts_folder(out)
+    run_shards([_shard_job(root, lang) for lang in langs], work, nj, progress, desc="read FLEURS TSVs")
     counts = {}
-    for split, utts in per_split.items():
-        if install_dir(build_data_dir(out / split, utts), out / split):
-            log.info("fleurs: wrote %s (%d utterances)", out / split, len(utts))
+    for split in SPLITS:
+        tmp, n = merge_parts([work / lang for lang in langs], split, TABLES, out / split)
+        if install_dir(tmp, out / split):
+            log.info("fleurs: wrote %s (%d utterances)", out / split, n)
         else:
-            log.info("fleurs: %s unchanged (%d utterances)", out / split, len(utts))
-        counts[split] = len(utts)
+            log.info("fleurs: %s unchanged (%d utterances)", out / split, n)
+        counts[split] = n
+    shutil.rmtree(work, ignore_errors=True)
     return counts

@@ -23,6 +23,12 @@ Such an utterance cannot be one segment of the session, so its audio is written 
 Rows with an empty transcript are left out (they would teach CTC to emit nothing), counted per language.
 
 Unlabelled speech has no splits, and pre-training wants only a train set, so nothing is held out.
+
+At full scale the unlabelled table holds about 100 M segments, so nothing is held per utterance: each
+language is a shard (`--nj` of them at once, in processes) that streams its rows into sorted files
+under <out>.parts/ and is stamped when done, a killed run redoes only the unfinished languages, and
+the data dirs are a merge of the shards' files (mslam.data.corpora.common.DataDirPart). What is held
+is per recording (an event, a session) and per multi-piece ASR row.
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile
@@ -47,8 +53,9 @@ from tqdm import tqdm
 
 from mslam.data.archives import archive_problem
 from mslam.data.audio import AudioError
-from mslam.data.corpora.common import build_data_dir, check_codes, extraction_folder, map_in_threads, replace_dir
-from mslam.data.kaldi import DataDirError, Segment, Utterance, atomic_write_text, read_table
+from mslam.data.corpora.common import (DataDirPart, ShardJob, check_codes, extraction_folder, map_in_threads,
+                                       merge_parts, parts_folder, replace_dir, run_shards)
+from mslam.data.kaldi import DataDirError, atomic_write_text, read_table
 
 log = logging.getLogger("mslam.data.corpora.voxpopuli")
 
@@ -221,48 +228,91 @@ def tally_line(entry: dict) -> str:
             + f"; dropped {sum(entry['dropped'].values())}" + (f" ({reasons})" if reasons else ""))
 
 
-def unlabelled_utterances(table: Path, raw: Path, langs: list[str], years: list[str], v2: bool,
-                          progress: bool) -> tuple[list[Utterance], dict[str, Recording], dict[str, Tally]]:
-    """Segments of the selected events. Without v2 only plenary events are kept, as the corpus's own
-    per-language subsets do: the other events' audio is in the `_2` archives."""
-    utts: list[Utterance] = []
+# ---- unlabelled speech: one shard per language ---------------------------------------------
+#
+# The unlabelled table lists every language's segments in one gzip'd file (about 100 M rows at full
+# scale). Pass one copies the chosen languages' rows, as they stream, into a file per language;
+# the languages are then shards, done in parallel and resumed one by one (mslam.data.corpora.common).
+
+UNLABELLED_TABLES = ("segments", "utt2spk", "utt2lang")   # the per-utterance tables, in row order
+
+
+def _rows_file(work: Path, lang: str) -> Path:
+    return work / "rows" / f"{lang}.tsv"
+
+
+def split_unlabelled(table: Path, work: Path, langs: list[str], progress: bool) -> None:
+    """Write `<work>/rows/<lang>.tsv` (line, event_id, segment_no, start, end) for each chosen language,
+    unless a finished split of the same table and languages is there (its stamp is written last)."""
+    stamp = work / "rows.done"
+    inputs = {"table": str(table), "stat": [table.stat().st_size, table.stat().st_mtime_ns], "langs": langs}
+    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == inputs:
+        return
+    stamp.unlink(missing_ok=True)
+    folder = work / "rows"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    outs = {lang: open(_rows_file(work, lang), "w", encoding="utf-8", newline="\n") for lang in langs}
+    try:
+        for lineno, row in read_manifest(table, "\t", UNLABELLED_COLUMNS, progress):
+            event = row["event_id"]
+            where = f"{table}:{lineno}"
+            _year_of(event, where, "event_id")
+            out = outs.get(event.rsplit("_", 1)[-1])
+            if out is not None:
+                line = "\t".join([str(lineno)] + [row[column] for column in UNLABELLED_COLUMNS])
+                if line.count("\t") != len(UNLABELLED_COLUMNS) or "\n" in line or "\r" in line:
+                    raise DataDirError(f"{where}: a field holds a TAB or a line break; the table is damaged: "
+                                       f"{refetch(table)}")
+                out.write(line + "\n")
+    finally:
+        for out in outs.values():
+            out.close()
+    atomic_write_text(stamp, json.dumps(inputs) + "\n")
+
+
+def _duplicate_segment(table: Path) -> Callable[[str, str, int, int], str]:
+    def message(utt: str, label: str, first: int, repeat: int) -> str:
+        event, segment_no = utt.rsplit("_", 1)
+        return f"{table}:{repeat}: segment {segment_no} of event '{event}' is also on line {first}"
+    return message
+
+
+def unlabelled_shard(folder: Path, table: Path, rows: Path, raw: Path, lang: str, years: list[str], v2: bool,
+                     threads: int) -> dict:
+    """One language's segments into a DataDirPart under `folder`, its recordings checked. Without v2 only
+    plenary events are kept, as the corpus's own per-language subsets do: the other events' audio is in
+    the `_2` archives. Returns its tally (Tally.as_json)."""
+    part = DataDirPart(folder, ("train",), UNLABELLED_TABLES)
     recordings: dict[str, Recording] = {}
-    tallies = {lang: Tally(kept=Counter(train=0)) for lang in langs}
-    first_line: dict[str, int] = {}
-    for lineno, row in read_manifest(table, "\t", UNLABELLED_COLUMNS, progress):
-        where = f"{table}:{lineno}"
-        event = row["event_id"]
-        year = _year_of(event, where, "event_id")
-        lang = event.rsplit("_", 1)[-1]
-        if lang not in langs:
-            continue
-        if year not in years:
-            tallies[lang].dropped["a year not chosen"] += 1
-            continue
-        if not v2 and "PLENARY" not in event:
-            tallies[lang].dropped["non-plenary event (needs --v2)"] += 1
-            continue
-        segment_no = row["segment_no"]   # as written: the corpus's own tool names its files with it
-        if not segment_no.isdigit():
-            raise DataDirError(f"{where}: segment_no '{segment_no}' is not a whole number")
-        start, end = _seconds(row["start"], where, "start"), _seconds(row["end"], where, "end")
-        if not start < end:
-            raise DataDirError(f"{where}: start {start} is not before end {end}")
-        utt = f"{event}_{segment_no}"
-        if utt in first_line:
-            raise DataDirError(f"{where}: segment {segment_no} of event '{event}' is also on line {first_line[utt]}")
-        first_line[utt] = lineno
-        if event not in recordings:
-            archives = (f"audios/{lang}_{year}.tar",) + ((f"audios/{lang}_{year}_2.tar",) if v2 else ())
-            recordings[event] = Recording(raw / lang / year / f"{event}.ogg", archives)
-        recordings[event].use(start, where)
-        utts.append(Utterance(id=utt, wav=str(recordings[event].path), segment=Segment(event, start, end),
-                              speaker=event, lang=lang))
-        tallies[lang].kept["train"] += 1
-    not_plenary = sum(t.dropped["non-plenary event (needs --v2)"] for t in tallies.values())
-    if not_plenary:
-        log.info("%s: left out %d segment(s) of non-plenary events (they need --v2)", table, not_plenary)
-    return utts, recordings, tallies
+    tally = Tally(kept=Counter(train=0))
+    with open(rows, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            lineno, event, segment_no, start, end = line[:-1].split("\t")
+            where = f"{table}:{lineno}"
+            year = event[:4]   # checked by split_unlabelled
+            if year not in years:
+                tally.dropped["a year not chosen"] += 1
+                continue
+            if not v2 and "PLENARY" not in event:
+                tally.dropped["non-plenary event (needs --v2)"] += 1
+                continue
+            # segment_no as written: the corpus's own tool names its files with it
+            if not segment_no.isdigit():
+                raise DataDirError(f"{where}: segment_no '{segment_no}' is not a whole number")
+            start, end = _seconds(start, where, "start"), _seconds(end, where, "end")
+            if not start < end:
+                raise DataDirError(f"{where}: start {start} is not before end {end}")
+            if event not in recordings:
+                archives = (f"audios/{lang}_{year}.tar",) + ((f"audios/{lang}_{year}_2.tar",) if v2 else ())
+                recordings[event] = Recording(raw / lang / year / f"{event}.ogg", archives)
+            recordings[event].use(start, where)
+            part.add("train", f"{event}_{segment_no}", int(lineno), "",
+                     (f"{event} {start:.3f} {end:.3f}", event, lang), (event, str(recordings[event].path)))
+            tally.kept["train"] += 1
+    check_recordings(recordings, threads, progress=False)
+    part.finish(_duplicate_segment(table))
+    return tally.as_json()
 
 
 def vad_pieces(value: str, where: str) -> list[tuple[float, float]]:
@@ -287,24 +337,49 @@ def vad_pieces(value: str, where: str) -> list[tuple[float, float]]:
     return merged
 
 
+# ---- ASR: one shard per language -------------------------------------------------------------
+
+ASR_TABLES = ("segments", "text", "utt2spk", "utt2lang", "utt2gender")   # the per-utterance tables, in row order
+
+
 @dataclass
 class Join:
     """An utterance made of several pieces of a session recording, written to its own file."""
-    utt: Utterance          # its wav is the file to write; its segment is set once the file is written
+    utt: str
+    dest: Path              # the FLAC file to write
     source: Recording
     pieces: list[tuple[float, float]]
     where: str              # the manifest row
+    split: str = ""
+    line: int = 0
+    values: tuple[str, ...] = ()   # its ASR_TABLES row; the segment becomes the whole file once its length is known
+
+    def as_json(self) -> dict:
+        return {"utt": self.utt, "dest": str(self.dest), "source": str(self.source.path),
+                "archives": list(self.source.archives), "pieces": self.pieces, "where": self.where}
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "Join":
+        return cls(entry["utt"], Path(entry["dest"]), Recording(Path(entry["source"]), tuple(entry["archives"])),
+                   [tuple(p) for p in entry["pieces"]], entry["where"])
 
 
-def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[str], progress: bool,
-                   recordings: dict[str, Recording], joins: list[Join]
-                   ) -> tuple[dict[str, list[tuple[Utterance, str]]], Tally]:
-    """(utterance, gender) per split of one language's table, and what was kept and left out. Rows the
-    corpus marks unusable (a split other than train/dev/test, e.g. `invalid`) and rows without a
-    transcript are counted and left out. Adds the sessions it uses to `recordings` (shared by all
-    languages: the floor audio holds every language) and its multi-piece utterances to `joins`."""
-    by_split: dict[str, list[tuple[Utterance, str]]] = {split: [] for split in ASR_SPLITS}
-    first_line: dict[str, int] = {}
+def _duplicate_utterance(table: Path) -> Callable[[str, str, int, int], str]:
+    def message(utt: str, label: str, first: int, repeat: int) -> str:
+        return f"{table}:{repeat}: utterance '{utt}' is also on line {first}"
+    return message
+
+
+def asr_shard(folder: Path, table: Path, raw: Path, joined: Path, lang: str, years: list[str], threads: int,
+              progress: bool) -> dict:
+    """One language's table into a DataDirPart under `folder`: (utterance, gender) per split, and the
+    tally of what was kept and left out. Rows the corpus marks unusable (a split other than
+    train/dev/test, e.g. `invalid`) and rows without a transcript are counted and left out. Its
+    recordings are checked; its multi-piece utterances get their joined length, and are listed in
+    `<folder>/joins.jsonl` for `write_joins` (only their rows are held in memory: they are few)."""
+    part = DataDirPart(folder, ASR_SPLITS, ASR_TABLES)
+    recordings: dict[str, Recording] = {}
+    joins: list[Join] = []
     tally = Tally(kept=Counter(dict.fromkeys(ASR_SPLITS, 0)))   # every split shown, in this order
     for lineno, row in read_manifest(table, "|", ASR_COLUMNS, progress):
         where = f"{table}:{lineno}"
@@ -319,9 +394,6 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
         utt = f"{session}-{row['id_']}"
         if not row["id_"] or any(c.isspace() for c in utt):
             raise DataDirError(f"{where}: id_ '{row['id_']}' is empty or contains whitespace")
-        if utt in first_line:
-            raise DataDirError(f"{where}: utterance '{utt}' is also on line {first_line[utt]}")
-        first_line[utt] = lineno
         speaker = row["speaker_id"]
         if not speaker or any(c.isspace() for c in speaker):
             raise DataDirError(f"{where}: speaker_id '{speaker}' is empty or contains whitespace")
@@ -329,6 +401,7 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
         text = " ".join(row["normed_text"].split())
         if not text:
             tally.dropped["empty transcript"] += 1
+            part.check_id(utt, lineno, "")   # a repeated id is an error, kept row or not
             continue
         rec = f"{session}_original"
         if rec not in recordings:
@@ -336,17 +409,23 @@ def asr_utterances(table: Path, raw: Path, joined: Path, lang: str, years: list[
         recordings[rec].use(pieces[-1][0], where)
         # ASSUMPTION: an empty gender is written as `unknown` (a Kaldi table needs a value).
         gender = "_".join(row["gender"].split()) or "unknown"
-        utterance = Utterance(id=utt, wav=str(recordings[rec].path), segment=Segment(rec, *pieces[0]),
-                              text=text, speaker=speaker, lang=lang)
+        values = (f"{rec} {pieces[0][0]:.3f} {pieces[0][1]:.3f}", text, speaker, lang, gender)
         if len(pieces) > 1:
-            utterance.wav = str(joined / lang / year / f"{utt}.flac")
-            joins.append(Join(utterance, recordings[rec], pieces, where))
+            joins.append(Join(utt, joined / lang / year / f"{utt}.flac", recordings[rec], pieces, where,
+                              row["split"], lineno, values))
             tally.joined += 1
-        by_split[row["split"]].append((utterance, gender))
+        else:
+            part.add(row["split"], utt, lineno, "", values, (rec, str(recordings[rec].path)))
         tally.kept[row["split"]] += 1
-    for reason, n in sorted(tally.dropped.items()):
-        log.info("%s: left out %d row(s) with %s", table, n, reason)
-    return by_split, tally
+    check_recordings(recordings, threads, progress=False)
+    for join in joins:
+        end = joined_seconds(join)
+        part.add(join.split, join.utt, join.line, "", (f"{join.utt} 0.000 {end:.3f}", *join.values[1:]),
+                 (join.utt, str(join.dest)))
+    with open(folder / "joins.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(join.as_json()) + "\n" for join in joins)
+    part.finish(_duplicate_utterance(table))
+    return tally.as_json()
 
 
 # ---- audio ---------------------------------------------------------------------------------
@@ -432,23 +511,41 @@ def check_recordings(recordings: dict[str, Recording], nj: int, progress: bool) 
         map_in_threads(check, recordings.items(), nj, bar)
 
 
-def join_pieces(join: Join) -> None:
+def _join_bounds(join: Join, info) -> list[tuple[int, int]]:
+    rate = info.samplerate
+    return [(round(s * rate), min(round(e * rate), info.frames)) for s, e in join.pieces]
+
+
+def _join_error(join: Join, e: Exception) -> AudioError:
+    return AudioError(f"{join.where}: cannot join the VAD pieces of '{join.utt}' from {join.source.path} ({e}); "
+                      f"{join.source.fix_damaged()}")
+
+
+def joined_seconds(join: Join) -> float:
+    """The length of the pieces joined end to end, in whole milliseconds rounded up: the segment then
+    ends at the file's last sample, not before it."""
+    try:
+        info = soundfile.info(str(join.source.path))
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise _join_error(join, e) from None
+    frames = sum(max(0, stop - start) for start, stop in _join_bounds(join, info))
+    return math.ceil(frames / info.samplerate * 1000) / 1000
+
+
+def write_join(join: Join) -> None:
     """Write the utterance's pieces, joined end to end, to its FLAC file (kept when an earlier run wrote
-    it whole: it is renamed into place only once complete), and make its segment that whole file."""
-    source, dest = str(join.source.path), Path(join.utt.wav)
+    it whole: it is renamed into place only once complete)."""
+    source = str(join.source.path)
     try:
         info = soundfile.info(source)
-        bounds = [(round(s * info.samplerate), min(round(e * info.samplerate), info.frames)) for s, e in join.pieces]
+        bounds = _join_bounds(join, info)
         frames = sum(max(0, stop - start) for start, stop in bounds)
-        if not (dest.is_file() and soundfile.info(str(dest)).frames == frames):
+        if not (join.dest.is_file() and soundfile.info(str(join.dest)).frames == frames):
             parts = [soundfile.read(source, start=start, stop=stop, dtype="float32", always_2d=True)[0]
                      for start, stop in bounds if stop > start]
-            _write_flac(dest, np.concatenate(parts), info.samplerate)
+            _write_flac(join.dest, np.concatenate(parts), info.samplerate)
     except (soundfile.LibsndfileError, RuntimeError) as e:
-        raise AudioError(f"{join.where}: cannot join the VAD pieces of '{join.utt.id}' from {source} ({e}); "
-                         f"{join.source.fix_damaged()}") from None
-    # Whole milliseconds, rounded up: the cut then ends at the file's last sample, not before it.
-    join.utt.segment = Segment(join.utt.id, 0.0, math.ceil(frames / info.samplerate * 1000) / 1000)
+        raise _join_error(join, e) from None
 
 
 def _write_flac(path: Path, samples: np.ndarray, rate: int) -> None:
@@ -458,11 +555,18 @@ def _write_flac(path: Path, samples: np.ndarray, rate: int) -> None:
     os.replace(tmp, path)
 
 
-def join_all(joins: list[Join], nj: int, progress: bool) -> None:
-    if joins:
-        with tqdm(total=len(joins), desc="join VAD pieces", unit=" utts", disable=not progress) as bar:
-            map_in_threads(join_pieces, joins, nj, bar)
-        log.info("joined the VAD pieces of %d utterance(s) into their own files", len(joins))
+def write_joins(parts: list[Path], nj: int, progress: bool) -> None:
+    """Write the multi-piece utterances the shards listed (a shard at a time: the lists are short)."""
+    total = 0
+    for part in parts:
+        with open(part / "joins.jsonl", encoding="utf-8") as f:
+            joins = [Join.from_json(json.loads(line)) for line in f]
+        if joins:
+            with tqdm(total=len(joins), desc="join VAD pieces", unit=" utts", disable=not progress) as bar:
+                map_in_threads(write_join, joins, nj, bar)
+            total += len(joins)
+    if total:
+        log.info("joined the VAD pieces of %d utterance(s) into their own files", total)
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -471,10 +575,14 @@ def join_all(joins: list[Join], nj: int, progress: bool) -> None:
 OUTPUT_VERSION = 2   # 2: multi-piece VAD rows joined, empty transcripts left out
 
 
+def _stat(path: Path) -> list[int]:
+    return [path.stat().st_size, path.stat().st_mtime_ns]
+
+
 def _fingerprint(what: str, langs: list[str], years: list[str], v2: bool, raw: Path, tables: list[Path]) -> dict:
     """What the outputs depend on: the selection, where the audio is, and the manifests' sizes and dates."""
     return {"version": OUTPUT_VERSION, "what": what, "langs": langs, "years": years, "v2": v2,
-            "raw_audios": str(raw), "tables": {str(t): [t.stat().st_size, t.stat().st_mtime_ns] for t in tables}}
+            "raw_audios": str(raw), "tables": {str(t): _stat(t) for t in tables}}
 
 
 def _outputs_complete(out: Path, splits: list[str]) -> bool:
@@ -486,43 +594,55 @@ def _outputs_complete(out: Path, splits: list[str]) -> bool:
         return False
 
 
-def _read_utterances(what: str, tables: list[Path], raw: Path, out: Path, langs: list[str], years: list[str],
-                     v2: bool, progress: bool):
-    """(utterances per split, genders, recordings used, utterances to join, per-language tallies)."""
-    recordings: dict[str, Recording] = {}
-    genders: dict[str, str] = {}
-    joins: list[Join] = []
+def _shard_jobs(what: str, tables: list[Path], raw: Path, out: Path, langs: list[str], years: list[str],
+                v2: bool, nj: int, progress: bool) -> list[ShardJob]:
+    """A job per language; what each depends on is in its `inputs`, so a rerun redoes only what changed."""
+    threads = max(1, nj // len(langs))   # audio checks within a job, when there are fewer jobs than nj
+    shared = {"version": OUTPUT_VERSION, "what": what, "years": years, "raw_audios": str(raw)}
     if what == "unlabelled":
-        utts, recordings, tallies = unlabelled_utterances(tables[0], raw, langs, years, v2, progress)
-        return {"train": utts}, genders, recordings, joins, tallies
-    splits: dict[str, list[Utterance]] = {split: [] for split in ASR_SPLITS}
-    tallies = {}
-    for lang, table in zip(langs, tables):
-        by_split, tallies[lang] = asr_utterances(table, raw, out / JOINED_AUDIO, lang, years, progress, recordings,
-                                                 joins)
-        for split, pairs in by_split.items():
-            splits[split] += [u for u, _ in pairs]
-            genders.update((u.id, g) for u, g in pairs)
-    return splits, genders, recordings, joins, tallies
+        table = tables[0]
+        return [ShardJob(lang, {**shared, "lang": lang, "v2": v2, "table": [str(table), *_stat(table)]},
+                         unlabelled_shard,
+                         (table, _rows_file(parts_folder(out), lang), raw, lang, years, v2, threads))
+                for lang in langs]
+    joined = out / JOINED_AUDIO
+    return [ShardJob(lang, {**shared, "lang": lang, "joined": str(joined), "table": [str(table), *_stat(table)]},
+                     asr_shard, (table, raw, joined, lang, years, threads, progress and nj <= 1))
+            for lang, table in zip(langs, tables)]
 
 
-def _check_not_empty(what: str, splits: dict[str, list[Utterance]], tallies: dict[str, Tally], langs: list[str],
+def _check_not_empty(what: str, counts: dict[str, int], tallies: dict[str, dict], langs: list[str],
                      years: list[str]) -> None:
-    empty = [split for split, utts in splits.items() if not utts]
+    empty = [split for split, n in counts.items() if not n]
     if empty:
         raise DataDirError(f"no {what} utterances for split(s) {', '.join(empty)} in languages {' '.join(langs)} "
                            f"and years {' '.join(years)}; choose more years (--years) or languages (--langs)")
-    silent = [f"{lang} ({tally.line()})" for lang, tally in tallies.items() if not sum(tally.kept.values())]
+    silent = [f"{lang} ({tally_line(tally)})" for lang, tally in tallies.items() if not sum(tally["kept"].values())]
     if silent:
         raise DataDirError(f"no {what} utterances left of language(s) {'; '.join(silent)}; choose other years "
                            f"(--years), drop the language from --langs, or check its manifest")
+
+
+def _log_left_out(what: str, tables: list[Path], tallies: dict[str, dict]) -> None:
+    if what == "unlabelled":
+        not_plenary = sum(t["dropped"].get("non-plenary event (needs --v2)", 0) for t in tallies.values())
+        if not_plenary:
+            log.info("%s: left out %d segment(s) of non-plenary events (they need --v2)", tables[0], not_plenary)
+        return
+    for table, tally in zip(tables, tallies.values()):
+        for reason, n in sorted(tally["dropped"].items()):
+            log.info("%s: left out %d row(s) with %s", table, n, reason)
 
 
 def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: list[str] | None = None,
             years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> dict:
     """Extract the selection's audio under <root> and write its data dirs under <out>. Returns the summary:
     {"counts": utterances per split, "languages": {lang: kept per split, dropped per reason, joined}}.
-    A rerun with the same selection and manifests does nothing (and returns the same summary)."""
+    A rerun with the same selection and manifests does nothing (and returns the same summary).
+
+    Each language is a shard (run `nj` at a time, in processes), streamed into sorted files under
+    <out>.parts/ and stamped when done; the data dirs are a merge of those files. Memory stays bounded
+    whatever the number of rows, and a killed run redoes only the languages it had not finished."""
     root, out = Path(root).resolve(), Path(out).resolve()
     langs, years = check_selection(what, langs, years)
     if what == "unlabelled":
@@ -539,19 +659,26 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: l
             return {"counts": previous["counts"], "languages": previous["languages"]}
 
     extract_audios(root, audio_tars(what, langs, years, v2), nj, progress)
-    splits, genders, recordings, joins, tallies = _read_utterances(what, tables, raw, out, langs, years, v2, progress)
-    _check_not_empty(what, splits, tallies, langs, years)
-    check_recordings(recordings, nj, progress)
-    join_all(joins, nj, progress)
+    work = parts_folder(out)
+    if what == "unlabelled":
+        split_unlabelled(tables[0], work, langs, progress)
+    tallies = run_shards(_shard_jobs(what, tables, raw, out, langs, years, v2, nj, progress), work, nj, progress,
+                         desc=f"voxpopuli {what}")
+    _log_left_out(what, tables, tallies)
+    splits = ["train"] if what == "unlabelled" else list(ASR_SPLITS)
+    counts = {split: sum(t["kept"].get(split, 0) for t in tallies.values()) for split in splits}
+    _check_not_empty(what, counts, tallies, langs, years)
+    parts = [work / lang for lang in langs]
+    if what == "asr":
+        write_joins(parts, nj, progress)
 
     out.mkdir(parents=True, exist_ok=True)
     done.unlink(missing_ok=True)   # the data dirs are about to change
-    counts = {}
-    for split, utts in splits.items():
-        extra = {"utt2gender": {u.id: genders[u.id] for u in utts}} if genders else None
-        replace_dir(build_data_dir(out / split, utts, extra), out / split)
-        counts[split] = len(utts)
-        log.info("%s: %d utterances (%s)", out / split, len(utts), " ".join(langs))
-    summary = {"counts": counts, "languages": {lang: tally.as_json() for lang, tally in tallies.items()}}
+    for split in splits:
+        tmp, _ = merge_parts(parts, split, UNLABELLED_TABLES if what == "unlabelled" else ASR_TABLES, out / split)
+        replace_dir(tmp, out / split)
+        log.info("%s: %d utterances (%s)", out / split, counts[split], " ".join(langs))
+    summary = {"counts": counts, "languages": tallies}
     atomic_write_text(done, json.dumps({"inputs": fingerprint, **summary}, indent=1) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
     return summary
