@@ -8,7 +8,8 @@
 Speech and paired inputs are Kaldi data dirs (with a length table: utt2num_frames, segments, utt2dur
 or utt2num_samples; paired ones with `text`); text inputs are directories of `<lang>.txt`. A finished
 set made from the same inputs (names, sizes, times) and options is not written again, so it can be a
-resumable recipe stage. The format: mslam/data/shards.py.
+resumable recipe stage. The format: mslam/data/shards.py. Data dirs are read as streams (their tables
+in step, a line at a time) with the checks DataDir makes: memory does not grow with the utterances.
 """
 from __future__ import annotations
 
@@ -16,16 +17,53 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
+from mslam.data.corpora.common import iter_data_dir, table_names
 from mslam.data.kaldi import DataDirError
-from mslam.data.manifest import _fingerprint, iter_text_shard, speech_manifest
+from mslam.data.manifest import (UNDETERMINED_LANG, Record, _file_sample_rate, _fingerprint, _frames_of_seconds,
+                                 iter_text_shard)
 from mslam.data.shards import KINDS, finished_index, write_shards
+from mslam.data.tokenizer import normalize_text
 
 log = logging.getLogger("mslam.make_shards")
 
 
-def record_stream(kind: str, inputs: list[Path]):
-    """A function giving the inputs' records afresh (write_shards reads them twice)."""
+def speech_records(data_dir: Path, with_text: bool) -> Iterator[Record]:
+    """The records speech_manifest makes of a Kaldi data dir, streamed: its tables are read in step
+    (mslam.data.corpora.common.iter_data_dir), so memory does not grow with the utterances."""
+    names = set(table_names(data_dir))
+    if with_text and "text" not in names:
+        raise DataDirError(f"{data_dir}: the paired source needs transcripts (a 'text' file)")
+    for utt, row in iter_data_dir(data_dir):
+        segment = None
+        if "segments" in row:
+            rec, start, end = row["segments"][1].split()
+            segment = (rec, float(start), float(end))
+        wav = row["wav.scp"][1] if "wav.scp" in row else None
+        text = normalize_text(row["text"][1]) if with_text and "text" in row else None
+        lang = row["utt2lang"][1] if "utt2lang" in row else UNDETERMINED_LANG
+        feats = row["feats.scp"][1] if "feats.scp" in row else None
+        yield Record(utt, lang, _frames(data_dir, utt, row, segment, wav), text, wav, segment, feats)
+
+
+def _frames(data_dir: Path, utt: str, row: dict, segment: tuple | None, wav: str | None) -> int:
+    """Length in frames from the cheapest table that has it, as speech_manifest takes it."""
+    if "utt2num_frames" in row:
+        return int(row["utt2num_frames"][1])
+    if segment is not None:
+        return _frames_of_seconds(segment[2] - segment[1])
+    if "utt2dur" in row:
+        return _frames_of_seconds(float(row["utt2dur"][1]))
+    if "utt2num_samples" in row:
+        return _frames_of_seconds(int(row["utt2num_samples"][1]) / _file_sample_rate(wav, utt))
+    raise DataDirError(f"{data_dir}: no length for utterance '{utt}'; the sampler needs one of utt2num_frames, "
+                       "segments, utt2dur or utt2num_samples (python -m mslam.bin.data_dir can add them)")
+
+
+def record_stream(kind: str, inputs: list[Path]) -> Callable[[], Iterator[Record]]:
+    """A function giving the inputs' records afresh (write_shards reads them twice). Nothing is held:
+    each call reads the inputs again, a line at a time."""
     if kind == "text":
         shards = []
         for d in inputs:
@@ -34,13 +72,21 @@ def record_stream(kind: str, inputs: list[Path]):
                 raise DataDirError(f"{d}: no text shards (<lang>.txt, one sentence per line)")
             shards += found
         return lambda: (r for shard in shards for r in iter_text_shard(shard))
-    records = [r for d in inputs for r in speech_manifest(d, with_text=kind == "paired")]
-    if kind == "paired":  # an empty transcript would teach CTC to emit nothing
-        empty = [r.id for r in records if not r.text]
-        if empty:
-            log.warning("dropped %d utterance(s) with an empty transcript (first: %s)", len(empty), empty[0])
-            records = [r for r in records if r.text]
-    return lambda: records
+    warned = False
+
+    def records() -> Iterator[Record]:
+        nonlocal warned
+        empty, first = 0, None
+        for d in inputs:
+            for r in speech_records(d, with_text=kind == "paired"):
+                if kind == "paired" and not r.text:   # an empty transcript would teach CTC to emit nothing
+                    empty, first = empty + 1, first or r.id
+                    continue
+                yield r
+        if empty and not warned:
+            log.warning("dropped %d utterance(s) with an empty transcript (first: %s)", empty, first)
+            warned = True   # once: write_shards reads the records twice
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:

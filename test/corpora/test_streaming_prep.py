@@ -1,6 +1,7 @@
-"""Preparation in shards and bounded memory (VoxPopuli, CoVoST 2, FLEURS): a killed run redoes only the
-shards it had not finished and ends with what an uninterrupted run writes, --nj 2 writes what --nj 1
-writes, and repeated ids are still named by file and line (also when they meet only in the on-disk sort)."""
+"""Preparation in shards and bounded memory (VoxPopuli, CoVoST 2, FLEURS; make_shards on Kaldi dirs): a
+killed run redoes only the shards it had not finished and ends with what an uninterrupted run writes,
+--nj 2 writes what --nj 1 writes, repeated ids are still named by file and line (also when they meet
+only in the on-disk sort), and make_shards reads a data dir as DataDir does, a line at a time."""
 from __future__ import annotations
 
 import gzip
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from corpora_test_utils import copy_download, fixture_langs
+from mslam.bin.make_shards import speech_records
 from mslam.data.corpora import common, covost2, fleurs, voxpopuli
 from mslam.data.corpora.common import SortedRows, utt_order_key
 from mslam.data.kaldi import DataDirError
+from mslam.data.manifest import speech_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 LANGS = ["de", "fr", "pl"]
@@ -182,3 +185,34 @@ def test_a_repeated_asr_utterance_and_covost_clip_are_named_by_file_and_line(fix
     with pytest.raises(DataDirError, match=rf"{tsv}:{len(lines) + 1}: clip '{clip}' is listed again \(first on "
                                            rf"line 2\)"):
         covost2.prepare(cv, cov, tmp_path / "c", ["de"], progress=False)
+
+
+# ---- make_shards reads data dirs as streams ------------------------------------------------
+
+def test_streamed_records_equal_the_manifest_of_the_whole_dir(fixture_tree, tmp_path):
+    root = vox_root(fixture_tree, tmp_path)
+    prepare_vox(root, tmp_path / "asr", "asr")     # segments, wav.scp per session, text
+    fl = copy_download(fixture_tree, "fleurs", tmp_path)
+    fleurs.prepare(fl, tmp_path / "fl", fixture_langs(fixture_tree, "fleurs"), progress=False)  # utt2num_samples
+    for d in (tmp_path / "asr" / "train", tmp_path / "fl" / "dev"):
+        for with_text in (False, True):
+            assert list(speech_records(d, with_text)) == speech_manifest(d, with_text=with_text)
+
+
+def test_a_malformed_table_in_a_streamed_dir_is_named(fixture_tree, tmp_path):
+    root = vox_root(fixture_tree, tmp_path)
+    prepare_vox(root, tmp_path / "asr", "asr")
+    d = tmp_path / "asr" / "train"
+    text = (d / "text").read_text(encoding="utf-8").splitlines(keepends=True)
+    (d / "text").write_text("".join([text[1], text[0], *text[2:]]), encoding="utf-8")
+    with pytest.raises(DataDirError, match=r"text:2: id '.*' is out of order after"):
+        list(speech_records(d, False))
+    (d / "text").write_text("".join(text[1:]), encoding="utf-8")
+    with pytest.raises(DataDirError, match=rf"invalid data dir {d}:\n  {d / 'text'}: utterance '.*' that other "
+                                           r"tables have is missing .*data_dir fix"):
+        list(speech_records(d, False))
+    (d / "text").write_text("".join(text), encoding="utf-8")
+    spk2utt = (d / "spk2utt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (d / "spk2utt").write_text("".join(spk2utt[1:]), encoding="utf-8")
+    with pytest.raises(DataDirError, match=r"spk2utt: does not match utt2spk"):
+        list(speech_records(d, False))

@@ -7,6 +7,7 @@ Each corpus module keeps its own layout, messages and hints; only the mechanics 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import heapq
 import json
 import os
@@ -23,8 +24,8 @@ from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence, 
 
 from tqdm import tqdm
 
-from mslam.data.kaldi import (DataDir, DataDirError, Utterance, atomic_write_text, kaldi_sort_key, write_data_dir,
-                              write_table)
+from mslam.data.kaldi import (NUMERIC_TABLES, UTT_TABLES, DataDir, DataDirError, Utterance, atomic_write_text,
+                              kaldi_sort_key, read_table, write_data_dir, write_table)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -477,3 +478,183 @@ def _run_in_processes(todo: Sequence[ShardJob], work: Path, nj: int, summaries: 
     if first_error is not None:
         raise first_error
 
+
+# ---- reading a data dir as a stream --------------------------------------------------------
+#
+# DataDir loads every table; a data dir of 100 M utterances does not fit. Its tables are sorted by
+# utterance id, so they can be read in step, a line of each at a time, with the checks DataDir and
+# validate() make (what the messages name is the same: file, line, utterance, what to run).
+
+FIX = "python -m mslam.bin.data_dir fix DIR"
+
+
+def iter_table(path: Path, allow_empty_value: bool = False, check_sorted: bool = True
+               ) -> Iterator[tuple[int, str, str]]:
+    """(line, key, value) of a sorted Kaldi table, checked as read_table checks it: UTF-8, no empty
+    line or value, C-locale order, no repeated id (in a sorted table a repeat is the line before;
+    unsorted, only a repeat on the next line is seen)."""
+    previous, previous_line = None, 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise DataDirError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                   f"{e.start + 1}); re-encode the file as UTF-8") from None
+            if not line.strip():
+                raise DataDirError(f"{path}:{lineno}: empty line; expected '<id> <value>'")
+            key, _, value = line.strip().partition(" ")
+            value = value.strip()
+            if not value and not allow_empty_value:
+                raise DataDirError(f"{path}:{lineno}: id '{key}' has no value; expected '<id> <value>'")
+            if key == previous:
+                raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {previous_line})")
+            if check_sorted and previous is not None and kaldi_sort_key(key) < kaldi_sort_key(previous):
+                raise DataDirError(f"{path}:{lineno}: id '{key}' is out of order after '{previous}'; Kaldi tables "
+                                   f"are sorted in the C locale (fix with: {FIX})")
+            previous, previous_line = key, lineno
+            yield lineno, key, value
+
+
+class _Cursor:
+    """The current line of a table read in step with the others."""
+
+    def __init__(self, path: Path, allow_empty_value: bool):
+        self.path, self.lines = path, iter_table(path, allow_empty_value)
+        self.advance()
+
+    def advance(self) -> None:
+        self.line, self.key, self.value = next(self.lines, (0, None, None))
+        self.sort_key = None if self.key is None else kaldi_sort_key(self.key)
+
+    def take(self, utt: str, utt_key: bytes) -> tuple[int, str] | None:
+        """This table's (line, value) for `utt`, or None; keys before it (not utterances) are passed over."""
+        while self.sort_key is not None and self.sort_key < utt_key:
+            self.advance()
+        if self.key != utt:
+            return None
+        found = (self.line, self.value)
+        self.advance()
+        return found
+
+
+def table_names(path: Path) -> list[str]:
+    """The tables DataDir reads, in its order."""
+    names = [n for n in ("wav.scp", "segments", *UTT_TABLES) if (path / n).is_file()]
+    return names + sorted(p.name for p in path.glob("text.*") if p.is_file() and not p.name.endswith(".tmp"))
+
+
+def _missing(path: Path, name: str, utt: str, cursors: Iterable[_Cursor]) -> DataDirError:
+    """The error for a table that lacks an utterance. A table out of order looks the same from here,
+    so the tables are read to their end first: a malformed one raises its own error (file:line)."""
+    for cursor in cursors:
+        for _ in cursor.lines:
+            pass
+    return DataDirError(f"invalid data dir {path}:\n  {path / name}: utterance '{utt}' that other tables have is "
+                        f"missing (keep only the utterances all tables have: {FIX})")
+
+
+def iter_data_dir(path: Path) -> Iterator[tuple[str, dict[str, tuple[int, str]]]]:
+    """(utterance id, {table: (line, value)}) in id order, the tables read in step. The utterances are
+    the ids of the per-utterance tables (of wav.scp when it is the only table). With segments, wav.scp
+    is read whole (a line per recording: far fewer than utterances) and each row's "wav.scp" is its
+    recording's entry. Raises DataDirError as DataDir(path).validate() would for a malformed table or
+    an utterance that a table lacks."""
+    names = table_names(path)
+    if not {"wav.scp", "feats.scp", "text"} & set(names):
+        raise DataDirError(f"{path}: no wav.scp, feats.scp or text; not a data dir")
+    recordings = read_table(path / "wav.scp") if {"segments", "wav.scp"} <= set(names) else None
+    drivers = [n for n in names if n != "wav.scp"] or ["wav.scp"]
+    cursors = {n: _Cursor(path / n, n == "text" or n.startswith("text.")) for n in drivers}
+    wav = _Cursor(path / "wav.scp", False) if "wav.scp" in names and recordings is None and "wav.scp" not in cursors \
+        else None
+    speakers = _SpeakerCheck(path) if "utt2spk" in names and (path / "spk2utt").is_file() else None
+    while True:
+        lowest = min((c.sort_key for c in cursors.values() if c.key is not None), default=None)
+        if lowest is None:
+            break
+        utt = next(c.key for c in cursors.values() if c.sort_key == lowest)
+        row = {}
+        for name, cursor in cursors.items():
+            found = cursor.take(utt, lowest)
+            if found is not None:
+                row[name] = found
+            elif name != "segments":   # an utterance without a segment is its whole recording
+                raise _missing(path, name, utt, [*cursors.values(), *([wav] if wav else [])])
+        _check_row(path, utt, row, recordings)
+        if recordings is not None:
+            rec = row["segments"][1].split()[0] if "segments" in row else utt
+            if rec in recordings:
+                row["wav.scp"] = (0, recordings[rec])
+        elif wav is not None:
+            row["wav.scp"] = wav.take(utt, lowest)
+            if row["wav.scp"] is None:
+                raise _missing(path, "wav.scp", utt, [*cursors.values(), wav])
+        if speakers is not None:
+            speakers.add(row["utt2spk"][1], utt)
+        yield utt, row
+    if speakers is not None:
+        speakers.check()
+
+
+def _check_row(path: Path, utt: str, row: dict[str, tuple[int, str]], recordings: dict[str, str] | None) -> None:
+    """One utterance's segment, numbers and recording, as DataDir checks them."""
+    if "segments" in row:
+        line, value = row["segments"]
+        fields = value.split()
+        if len(fields) != 3:
+            raise DataDirError(f"{path / 'segments'}:{line}: expected '<utt-id> <rec-id> <start> <end>', "
+                               f"got '{utt} {value}'")
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except ValueError:
+            raise DataDirError(f"{path / 'segments'}:{line}: start/end of '{utt}' are not numbers: "
+                               f"{fields[1:]}") from None
+        if not 0 <= start < end:
+            raise DataDirError(f"{path / 'segments'}:{line}: segment '{utt}' has start {start} and end {end}; "
+                               f"expected 0 <= start < end")
+        if recordings is not None and fields[0] not in recordings:
+            raise DataDirError(f"invalid data dir {path}:\n  {path / 'segments'}: segment '{utt}' names a recording "
+                               f"missing from wav.scp: '{fields[0]}'")
+    for name, kind in NUMERIC_TABLES.items():
+        if name in row:
+            line, value = row[name]
+            try:
+                ok = kind(value) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise DataDirError(f"{path / name}:{line}: '{utt}' has value '{value}'; "
+                                   f"expected a positive {kind.__name__}")
+
+
+class _SpeakerCheck:
+    """spk2utt against utt2spk without holding either: both add up a hash of each (speaker, utterance)
+    pair, and spk2utt's lines must list their utterances sorted, as utt2spk_to_spk2utt_table does."""
+
+    def __init__(self, path: Path):
+        self.path = path / "spk2utt"
+        self.from_utt2spk = [0, 0]
+
+    @staticmethod
+    def _hash(speaker: str, utt: str) -> int:
+        return int.from_bytes(hashlib.blake2b(f"{speaker} {utt}".encode("utf-8"), digest_size=8).digest(), "little")
+
+    def add(self, speaker: str, utt: str) -> None:
+        self.from_utt2spk[0] = (self.from_utt2spk[0] + self._hash(speaker, utt)) % (1 << 64)
+        self.from_utt2spk[1] += 1
+
+    def check(self) -> None:
+        total, count = 0, 0
+        for _, speaker, value in iter_table(self.path, check_sorted=False):   # DataDir does not ask it sorted
+            utts = value.split()
+            if utts != sorted(utts, key=kaldi_sort_key) or " ".join(utts) != value:
+                break
+            for utt in utts:
+                total = (total + self._hash(speaker, utt)) % (1 << 64)
+            count += len(utts)
+        else:
+            if [total, count] == self.from_utt2spk:
+                return
+        raise DataDirError(f"invalid data dir {self.path.parent}:\n  {self.path}: does not match utt2spk "
+                           f"(regenerate it: python -m mslam.bin.data_dir fix)")
