@@ -1,10 +1,11 @@
 """Preparation in shards and bounded memory (VoxPopuli, CoVoST 2, FLEURS; make_shards on Kaldi dirs): a
 killed run redoes only the shards it had not finished and ends with what an uninterrupted run writes,
 --nj 2 writes what --nj 1 writes, repeated ids are still named by file and line (also when they meet
-only in the on-disk sort), and make_shards reads a data dir as DataDir does, a line at a time."""
+only in the on-disk sort), and peak memory does not grow with the rows."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -41,13 +42,14 @@ def prepare_vox(root: Path, out: Path, what: str, nj: int = 1) -> dict:
 
 # ---- the on-disk sort ----------------------------------------------------------------------
 
-def test_sorted_rows_hold_one_run_and_merge_the_runs_in_order(tmp_path):
+def test_sorted_rows_hold_one_run_and_merge_the_runs_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RUNS_PER_MERGE", 4)   # 10 runs: two merged into longer runs on the way
     rows = SortedRows(tmp_path, "t", utt_order_key, rows_in_memory=10)
     ids = [f"u{(i * 37) % 101:03d}" for i in range(101)] + ["u050"]   # one id twice
     for order, utt in enumerate(ids):
         rows.add((utt, str(order)))
         assert len(rows.buffer) < 10
-    assert len(rows.runs) == 10
+    assert [len(level) for level in rows.levels] == [2, 2]
     merged = [tuple(row) for row in rows]
     assert merged == sorted(((u, str(o)) for o, u in enumerate(ids)), key=utt_order_key)
     rows.remove()
@@ -216,3 +218,26 @@ def test_a_malformed_table_in_a_streamed_dir_is_named(fixture_tree, tmp_path):
     (d / "spk2utt").write_text("".join(spk2utt[1:]), encoding="utf-8")
     with pytest.raises(DataDirError, match=r"spk2utt: does not match utt2spk"):
         list(speech_records(d, False))
+
+
+# ---- memory --------------------------------------------------------------------------------
+
+def bench():
+    spec = importlib.util.spec_from_file_location("prep_memory_speech", REPO / "bench" / "prep_memory_speech.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preparation_peak_memory_does_not_grow_with_the_rows(tmp_path):
+    """A shard sorting 1000 rows in memory: 5k and 30k rows of the unlabelled table peak alike
+    (bench/prep_memory_speech.py measures 200k and 2M rows)."""
+    small, large = (bench().measure_voxpopuli(tmp_path, n, 1000) for n in (5000, 30000))
+    assert large["peak_rss_mb"] < 1.1 * small["peak_rss_mb"], (small, large)
+
+
+@pytest.mark.slow
+def test_make_shards_peak_memory_does_not_grow_with_the_utterances(tmp_path):
+    """2k and 12k utterances peak alike (the bench: 100k and 1M). Slow: each run imports torch."""
+    small, large = (bench().measure_make_shards(tmp_path, n, 1000) for n in (2000, 12000))
+    assert large["peak_rss_mb"] < 1.1 * small["peak_rss_mb"], (small, large)

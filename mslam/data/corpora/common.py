@@ -175,7 +175,8 @@ def exit_status(prog: str, command: Callable[..., object], *args: object,
 # of ROWS_IN_MEMORY and keeps one sorted file per split. Kaldi tables are sorted by id, so the data
 # dirs are a merge of the parts' files, written a line at a time. Duplicate ids meet in the sort.
 
-ROWS_IN_MEMORY = 100_000
+ROWS_IN_MEMORY = 20_000   # rows a shard sorts in memory before it writes them to a run file
+RUNS_PER_MERGE = 64       # runs merged at once (open files); more are first merged into longer runs
 
 
 def utt_order_key(row: Sequence[str]) -> tuple[bytes, int]:
@@ -204,27 +205,53 @@ def read_rows(path: Path) -> Iterator[list[str]]:
 
 class SortedRows:
     """Rows of strings sorted by `key` on disk: every ROWS_IN_MEMORY rows are sorted and written to a
-    run file under `folder`; iterating merges the runs. Memory: one run, whatever the row count."""
+    run file under `folder`; iterating merges the runs. Every RUNS_PER_MERGE runs of one length are
+    merged into a longer one, so a merge never opens more than about RUNS_PER_MERGE files per level.
+    Memory: one run's rows, whatever the row count."""
 
     def __init__(self, folder: Path, name: str, key: Callable[[Sequence[str]], object],
                  rows_in_memory: int | None = None):
         self.folder, self.name, self.key = folder, name, key
         self.limit = rows_in_memory or ROWS_IN_MEMORY   # read when made: a test or benchmark may set it
         self.buffer: list[Sequence[str]] = []
-        self.runs: list[Path] = []
+        self.levels: list[list[Path]] = [[]]   # runs by length: level k holds merges of RUNS_PER_MERGE^k runs
+        self.written = 0
+
+    @property
+    def runs(self) -> list[Path]:
+        return [run for level in self.levels for run in level]
 
     def add(self, row: Sequence[str]) -> None:
         self.buffer.append(row)
         if len(self.buffer) >= self.limit:
             self._spill()
 
+    def _new_run(self) -> Path:
+        self.written += 1
+        return self.folder / f"{self.name}.run{self.written}"
+
     def _spill(self) -> None:
-        run = self.folder / f"{self.name}.run{len(self.runs)}"
+        run = self._new_run()
         self.buffer.sort(key=self.key)
         with open(run, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(_row_line(row, run) for row in self.buffer)
-        self.runs.append(run)
         self.buffer = []
+        self.levels[0].append(run)
+        for level, runs in enumerate(self.levels):
+            if len(runs) < RUNS_PER_MERGE:
+                break
+            if level + 1 == len(self.levels):
+                self.levels.append([])
+            self.levels[level + 1].append(self._merge_runs(runs))
+            self.levels[level] = []
+
+    def _merge_runs(self, runs: list[Path]) -> Path:
+        merged = self._new_run()
+        with open(merged, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines("\t".join(row) + "\n" for row in heapq.merge(*map(read_rows, runs), key=self.key))
+        for run in runs:
+            run.unlink()
+        return merged
 
     def __iter__(self) -> Iterator[Sequence[str]]:
         if not self.runs:
@@ -236,7 +263,7 @@ class SortedRows:
     def remove(self) -> None:
         for run in self.runs:
             run.unlink(missing_ok=True)
-        self.buffer, self.runs = [], []
+        self.buffer, self.levels = [], [[]]
 
 
 def _utts_file(folder: Path, split: str) -> Path:
