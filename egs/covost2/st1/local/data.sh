@@ -3,6 +3,8 @@
 # English translation, utt2lang: the Common Voice code) and $data/groups.json, the paper's
 # high/mid/low resource groups for the BLEU table. Stage 2.
 #   local/data.sh [--langs "a b"] --data DIR [--nj N]
+# Each language is prepared as a shard (N at a time); a killed run resumes with the languages it had not
+# finished (kept in $data.parts until then).
 set -euo pipefail
 langs=
 data=data

@@ -2,6 +2,8 @@
 # FLEURS: Kaldi data dirs $data/{train,dev,test} of every chosen language together; the LangID label
 # is utt2lang (the FLEURS code, e.g. de_de). Stage 2.
 #   local/data.sh [--langs "a b"] --data DIR [--nj N]
+# Each language is prepared as a shard (N at a time); a killed run resumes with the languages it had not
+# finished (kept in $data.parts until then).
 set -euo pipefail
 langs=
 data=data

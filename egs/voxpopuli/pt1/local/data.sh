@@ -5,6 +5,8 @@
 #   $data/text/{train,dev}/<lang>.txt   mC4 sentences: egs/mc4/text1's output (db.sh: MC4_TEXT)
 # (run.sh adds the data dirs of db.sh's EXTRA_SPEECH_DIRS and EXTRA_PAIRED_DIRS to the first two)
 #   local/data.sh [--langs "a b"] [--years "2019 2020"] [--v2 true] --data DIR [--nj N]
+# Each language is prepared as a shard (N at a time, in bounded memory); a killed run resumes with the
+# languages it had not finished (kept in $data/speech.parts and $data/paired.parts until then).
 set -euo pipefail
 langs=
 years=
