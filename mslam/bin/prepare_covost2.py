@@ -4,15 +4,17 @@
     python -m mslam.bin.prepare_covost2 files --source covost2 [--langs fr,de]
     python -m mslam.bin.prepare_covost2 groups > conf/st_groups.json                 # for score --groups
     python -m mslam.bin.prepare_covost2 prepare --cv-root CV --covost-root COVOST --out data/covost2 \\
-        [--langs fr,de] [--nj 4] [--no-progress]
+        [--langs fr,de] [--nj 4] [--no-progress] [--part J/N]
 
 `prepare` reads what `files` listed, downloaded as `<base root>/<path>` (`--root DIR` when both
 bases were downloaded into one folder), extracts each archive once (Common Voice into
 `<cv-root>/<lang>/`, as ESPnet lays it out; an extracted copy there is used as is), and writes
 OUT/{train,dev,test}: wav.scp (mp3), text (source sentence), text.en, utt2spk, spk2utt, utt2lang.
 Without --langs: all 21 source languages. Each language is a shard (--nj at once) kept in OUT.parts/
-until the data dirs are written: a rerun after a kill redoes only the languages not finished. See
-mslam/data/corpora/covost2.py.
+until the data dirs are written: a rerun after a kill redoes only the languages not finished. As a job
+array: `$train_cmd JOB=1:N log/prepare.JOB.log python -m mslam.bin.prepare_covost2 prepare ... --part JOB/N`
+(each job extracts and joins its share of the languages), then the same command without --part merges.
+See mslam/data/corpora/covost2.py.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import logging
 import sys
 
 from mslam.data.corpora import covost2
-from mslam.data.corpora.common import exit_status, split_list
+from mslam.data.corpora.common import PartDone, add_part_option, exit_status, split_list
 from mslam.data.kaldi import DataDirError
 
 PROG = "prepare_covost2"
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--langs", help=langs_help)
     p.add_argument("--nj", type=int, default=1, help="archives extracted, and languages joined (processes), at once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_part_option(p)
     args = parser.parse_args(argv)
     if args.command == "prepare":
         args.cv_root, args.covost_root = args.cv_root or args.root, args.covost_root or args.root
@@ -68,7 +71,10 @@ def run(args: argparse.Namespace) -> None:
         print(covost2.groups_json())
     else:
         summary = covost2.prepare(args.cv_root, args.covost_root, args.out, _langs(args.langs), nj=args.nj,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, part=args.part)
+        if isinstance(summary, PartDone):
+            print(f"{PROG}: {summary.line()}")
+            return
         sizes = ", ".join(f"{split} {n}" for split, n in summary["utterances"].items())
         state = "already up to date" if summary["up_to_date"] else "written"
         print(f"{PROG}: {args.out} {state}: {sizes} utterances ({' '.join(summary['langs'])})")

@@ -5,6 +5,7 @@ only in the on-disk sort), and peak memory does not grow with the rows."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import importlib.util
 import shutil
 import subprocess
@@ -241,3 +242,97 @@ def test_make_shards_peak_memory_does_not_grow_with_the_utterances(tmp_path):
     """2k and 12k utterances peak alike (the bench: 100k and 1M). Slow: each run imports torch."""
     small, large = (bench().measure_make_shards(tmp_path, n, 1000) for n in (2000, 12000))
     assert large["peak_rss_mb"] < 1.1 * small["peak_rss_mb"], (small, large)
+
+
+# ---- a job array: --part J/N, then the merge ---------------------------------------------------
+
+def no_shard_is_redone(monkeypatch):
+    def redone(job, folder):
+        raise AssertionError(f"shard {job.name} was run again")
+    monkeypatch.setattr(common, "run_shard", redone)
+
+
+def prepare_in_parts(prepare, count: int, monkeypatch) -> tuple[object, list[common.PartDone]]:
+    """`prepare(part=...)` for each part in turn, then the merge (which must redo no shard)."""
+    done = [prepare(part=common.Part(j, count)) for j in range(1, count + 1)]
+    with monkeypatch.context() as m:
+        no_shard_is_redone(m)
+        return prepare(part=None), done
+
+
+@pytest.mark.parametrize("what", ["unlabelled", "asr"])
+def test_voxpopuli_parts_then_the_merge_write_what_one_call_writes(fixture_tree, tmp_path, monkeypatch, what):
+    root, out = vox_root(fixture_tree, tmp_path), tmp_path / "parts"
+    # The shared work (unlabelled: the table split by language; asr: the session archives) comes first.
+    with pytest.raises(DataDirError, match=rf"--part 1/2: .* not (split by language|extracted) yet; .*: run python "
+                                           rf"-m mslam.bin.prepare_voxpopuli prepare .*--what {what} .*--shared-only$"):
+        voxpopuli.prepare(root, out, what, LANGS, YEARS, progress=False, part=common.Part(1, 2))
+    assert "now run as a job array" in voxpopuli.prepare_shared(root, out, what, LANGS, YEARS, progress=False)
+    merged, done = prepare_in_parts(lambda part: voxpopuli.prepare(root, out, what, LANGS, YEARS, progress=False,
+                                                                   part=part), 2, monkeypatch)
+    assert [d.shards for d in done] == [["de", "pl"], ["fr"]]   # every other language, in their order
+    assert merged == prepare_vox(root, tmp_path / "whole", what) and files(out) == files(tmp_path / "whole")
+    assert not common.parts_folder(out).exists()
+    again = voxpopuli.prepare(root, out, what, LANGS, YEARS, progress=False, part=common.Part(2, 2))
+    assert again.up_to_date and "nothing to do" in again.line()
+
+
+def test_covost_and_fleurs_parts_then_the_merge_write_what_one_call_writes(fixture_tree, tmp_path, monkeypatch):
+    cv, cov = tmp_path / "cv", tmp_path / "covost"
+    shutil.copytree(fixture_tree / "commonvoice", cv)
+    shutil.copytree(fixture_tree / "covost2", cov)
+    langs = ["de", "fr", "es"]
+    merged, done = prepare_in_parts(lambda part: covost2.prepare(cv, cov, tmp_path / "c", langs, progress=False,
+                                                                 part=part), 2, monkeypatch)
+    assert [d.shards for d in done] == [["de", "es"], ["fr"]]
+    whole = covost2.prepare(cv, cov, tmp_path / "c1", langs, progress=False)
+    assert merged["utterances"] == whole["utterances"] and files(tmp_path / "c") == files(tmp_path / "c1")
+
+    root, langs = copy_download(fixture_tree, "fleurs", tmp_path), fixture_langs(fixture_tree, "fleurs")
+    merged, done = prepare_in_parts(lambda part: fleurs.prepare(root, tmp_path / "f", langs, progress=False,
+                                                                part=part), 4, monkeypatch)
+    assert [d.shards for d in done] == [[lang] for lang in langs] + [[]] * (4 - len(langs))
+    assert "none (more parts than languages)" in done[-1].line()
+    assert merged == fleurs.prepare(root, tmp_path / "f1", langs, progress=False)
+    assert files(tmp_path / "f") == files(tmp_path / "f1")
+
+
+def test_parts_started_together_as_processes_then_the_merge(fixture_tree, tmp_path):
+    """The recipe's order: --shared-only, a job array of --part JOB/2 (here two processes at once), the merge."""
+    root = vox_root(fixture_tree, tmp_path)
+    prepare_vox(root, tmp_path / "whole", "unlabelled")
+    out = tmp_path / "out"
+    prep = [sys.executable, "-m", "mslam.bin.prepare_voxpopuli", "prepare", "--what", "unlabelled", "--root",
+            str(root), "--out", str(out), "--langs", ",".join(LANGS), "--years", ",".join(YEARS), "--no-progress"]
+    subprocess.run([*prep, "--shared-only"], cwd=REPO, check=True, capture_output=True)
+    jobs = [subprocess.Popen([*prep, "--part", f"{j}/2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for j in (1, 2)]
+    outputs = [job.communicate() for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    assert "part 1/2: shard(s) de pl stamped in" in outputs[0][0] and "shard(s) fr stamped" in outputs[1][0]
+    stamps = {p.name: p.stat().st_mtime_ns for p in common.parts_folder(out).glob("*.done")}
+    assert set(stamps) == {"rows.done", "de.done", "fr.done", "pl.done"} and not out.exists()
+    merge = subprocess.run(prep, cwd=REPO, capture_output=True, text=True)
+    assert merge.returncode == 0, merge.stderr
+    assert "voxpopuli unlabelled: 3 shard(s) done earlier, 0 to run" in merge.stderr
+    assert files(out) == files(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("spec", ["3/2", "0/2", "garbage", "1/0", "1/"])
+@pytest.mark.parametrize("prog", ["prepare_voxpopuli", "prepare_covost2", "prepare_fleurs"])
+def test_a_bad_part_is_refused_saying_what_is_expected(tmp_path, capsys, prog, spec):
+    main = importlib.import_module(f"mslam.bin.{prog}").main
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--part", spec,
+              *(["--what", "asr"] if prog == "prepare_voxpopuli" else [])])
+    assert exit_.value.code == 2
+    assert f"--part {spec!r}: expected J/N, the job's number J and the number of jobs N with 1 <= J <= N" in \
+        capsys.readouterr().err
+
+
+def test_shared_only_and_part_together_are_refused(tmp_path, capsys):
+    from mslam.bin.prepare_voxpopuli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--what", "asr", "--part", "1/2",
+              "--shared-only"])
+    assert exit_.value.code == 2 and "give one or the other" in capsys.readouterr().err

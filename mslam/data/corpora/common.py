@@ -1,16 +1,20 @@
 """What the corpus preparers share: reading and checking `--langs`, extracting an archive once, putting a
 finished data dir in place whole, writing data dirs of any size in shards and bounded memory, running
-jobs a few at a time (and shards resumably), and how their commands report errors.
+jobs a few at a time (and shards resumably, or one part of them per job of a job array), and how their
+commands report errors.
 
 Each corpus module keeps its own layout, messages and hints; only the mechanics live here.
 """
 from __future__ import annotations
 
+import argparse
 import filecmp
 import hashlib
 import heapq
 import json
+import logging
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -29,6 +33,8 @@ from mslam.data.kaldi import (NUMERIC_TABLES, UTT_TABLES, DataDir, DataDirError,
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger("mslam.data.corpora")
 
 
 # ---- what to tell the user -----------------------------------------------------------------
@@ -478,6 +484,9 @@ def run_shards(jobs: Sequence[ShardJob], work: Path, nj: int, progress: bool = F
     work.mkdir(parents=True, exist_ok=True)
     summaries = {job.name: finished_summary(work / job.name, job.inputs) for job in jobs}
     todo = [job for job in jobs if summaries[job.name] is None]
+    if jobs:
+        log.info("%s: %d shard(s) done earlier, %d to run%s", desc, len(jobs) - len(todo), len(todo),
+                 f" ({' '.join(job.name for job in todo)})" if todo else "")
     with tqdm(total=len(todo), desc=desc, unit=" shards", disable=not progress or not todo) as bar:
         if nj <= 1 or len(todo) <= 1:
             for job in todo:
@@ -504,6 +513,74 @@ def _run_in_processes(todo: Sequence[ShardJob], work: Path, nj: int, summaries: 
             bar.update()
     if first_error is not None:
         raise first_error
+
+
+# ---- one part of the shards per job of a job array ------------------------------------------
+#
+# `--part J/N` runs the J-th of N interleaved parts of a preparation's shards, so that a Kaldi job array
+# (`$train_cmd JOB=1:N log/prepare.JOB.log ... --part JOB/N`: run.pl on one machine, slurm.pl across
+# nodes) spreads them; each shard is stamped as in one command, and the call without --part afterwards
+# finds them all done and only merges. A part does no work that other languages' shards share (an
+# archive of every language, a table of every language): the corpus does it before the job array, or
+# refuses the part, saying what to run.
+
+@dataclass(frozen=True)
+class Part:
+    """The J-th of N parts: the shards whose index i (in the language order) has i % N == J - 1."""
+    index: int   # J, from 1
+    count: int   # N
+
+    def __post_init__(self):
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"part {self.index}/{self.count}: expected J/N with 1 <= J <= N")
+
+    @classmethod
+    def parse(cls, spec: str) -> "Part":
+        """`2/4` -> Part(2, 4); anything else is a ValueError that says what is expected."""
+        match = re.fullmatch(r"\s*([0-9]+)/([0-9]+)\s*", spec)
+        if not (match and 1 <= int(match[1]) <= int(match[2])):
+            raise ValueError(f"--part {spec!r}: expected J/N, the job's number J and the number of jobs N with "
+                             f"1 <= J <= N (e.g. --part 2/4, or --part JOB/4 in a run.pl or slurm.pl job array)")
+        return cls(int(match[1]), int(match[2]))
+
+    def take(self, items: Sequence[T]) -> list[T]:
+        """This part's share of `items`, in their order; empty when there are more parts than items."""
+        return [item for i, item in enumerate(items) if i % self.count == self.index - 1]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def _part_type(spec: str) -> Part:
+    try:
+        return Part.parse(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_part_option(parser: argparse.ArgumentParser) -> None:
+    """`--part J/N`, the same for every preparer."""
+    parser.add_argument("--part", type=_part_type, metavar="J/N",
+                        help="prepare only the J-th of N parts of the languages (a job of a job array: "
+                             "--part JOB/N under run.pl or slurm.pl), stamp them and stop before the merge; "
+                             "the same command without --part then merges, redoing no finished language")
+
+
+@dataclass
+class PartDone:
+    """What a `--part` call did: the shards of the part (each done now or found done earlier), or
+    nothing when the data dirs were already written from the same inputs."""
+    part: Part
+    shards: list[str]
+    work: Path
+    up_to_date: bool = False
+
+    def line(self) -> str:
+        if self.up_to_date:
+            return f"part {self.part}: the data dirs are up to date; nothing to do"
+        shards = " ".join(self.shards) if self.shards else "none (more parts than languages)"
+        return (f"part {self.part}: shard(s) {shards} stamped in {self.work}; once every part is done, the same "
+                f"command without --part merges them")
 
 
 # ---- reading a data dir as a stream --------------------------------------------------------

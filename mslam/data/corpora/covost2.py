@@ -21,7 +21,9 @@ Utterance ids are `<lang>_<clip name without .mp3>`. A finished run leaves a sta
 same inputs does nothing. Each language is a shard (`--nj` at once, in processes) streamed into sorted
 files under <out>.parts/ and stamped when done, so a killed run redoes only the unfinished languages;
 the data dirs are a merge of those files. What is held is one language's validated.tsv (the join looks
-its clips up in any order), as (sentence, client_id, line) per clip.
+its clips up in any order), as (sentence, client_id, line) per clip. Every archive belongs to one
+language, so a job array of `--part J/N` calls (each extracting and joining its own languages) needs
+no work done before it; the call without --part then merges.
 """
 from __future__ import annotations
 
@@ -37,9 +39,9 @@ from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
-from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, ShardJob, archive_errors, check_codes,
-                                       extraction_folder, map_in_threads, merge_parts, parts_folder, replace_dir,
-                                       run_shards)
+from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, Part, PartDone, ShardJob, archive_errors,
+                                       check_codes, extraction_folder, map_in_threads, merge_parts, parts_folder,
+                                       replace_dir, run_shards)
 from mslam.data.kaldi import DataDirError, atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("mslam.data.covost2")
@@ -278,25 +280,58 @@ def _shard_jobs(sources: dict[str, tuple[Path, Path]], progress: bool) -> list[S
             for lang, (cv_dir, tsv) in sources.items()]
 
 
+def _stamped_summary(out: Path, langs: list[str], inputs: dict) -> dict | None:
+    """The summary of data dirs written earlier for these languages and inputs, or None."""
+    stamp_path = out / STAMP
+    if not (stamp_path.is_file() and all((out / s).is_dir() for s in SPLITS)):
+        return None
+    stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    if stamp.get("format") == STAMP_FORMAT and stamp.get("langs") == langs and stamp.get("inputs") == inputs:
+        log.info("%s is up to date (%s); nothing to do", out, STAMP)
+        return stamp["summary"]
+    return None
+
+
+def _already_extracted(cv_root: Path, covost_root: Path, langs: list[str]) -> dict[str, tuple[Path, Path]] | None:
+    """What extract_all would return, when every language is extracted already; else None."""
+    sources = {lang: (cv_root / lang, covost_root / covost_name(lang)) for lang in langs}
+    whole = all((cv_dir / "validated.tsv").is_file() and tsv.is_file() for cv_dir, tsv in sources.values())
+    return sources if whole else None
+
+
+def _table_inputs(sources: dict[str, tuple[Path, Path]]) -> dict[str, list[int]]:
+    return _inputs(p for cv_dir, tsv in sources.values() for p in (cv_dir / "validated.tsv", tsv))
+
+
 def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str | os.PathLike,
-            langs: Iterable[str] | None = None, nj: int = 1, progress: bool = True) -> dict:
+            langs: Iterable[str] | None = None, nj: int = 1, progress: bool = True,
+            part: Part | None = None) -> dict | PartDone:
     """Write `<out>/{train,dev,test}` for the languages; returns the counts (also kept in the stamp).
 
     Each language is a shard, joined `nj` at a time (in processes) into sorted files under
     <out>.parts/ and stamped when done; the data dirs are a merge of those files. A killed run
-    redoes only the languages it had not finished."""
+    redoes only the languages it had not finished.
+
+    With `part` (J/N), only the J-th of N parts of the languages is extracted, joined and stamped, and
+    nothing is merged (returns a PartDone): a job of a job array. Every archive belongs to one language,
+    so the parts share no work and may start together; the call without `part` afterwards finds their
+    shards done and merges."""
     langs = check_langs(langs)
     cv_root, covost_root, out = Path(cv_root), Path(covost_root), Path(out)
-    sources = extract_all(cv_root, covost_root, langs, nj, progress)
-    inputs = _inputs(p for cv_dir, tsv in sources.values() for p in (cv_dir / "validated.tsv", tsv))
-    stamp_path = out / STAMP
-    if stamp_path.is_file() and all((out / s).is_dir() for s in SPLITS):
-        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
-        if stamp.get("format") == STAMP_FORMAT and stamp.get("langs") == langs and stamp.get("inputs") == inputs:
-            log.info("%s is up to date (%s); nothing to do", out, STAMP)
-            return {**stamp["summary"], "up_to_date": True}
-
+    mine = langs if part is None else part.take(langs)
+    everything = _already_extracted(cv_root, covost_root, langs) if part is not None else None
+    if everything is not None and _stamped_summary(out, langs, _table_inputs(everything)) is not None:
+        return PartDone(part, mine, parts_folder(out), up_to_date=True)
+    sources = extract_all(cv_root, covost_root, mine, nj, progress)
     work = parts_folder(out)
+    if part is not None:
+        run_shards(_shard_jobs(sources, progress and nj <= 1), work, nj, progress, desc="covost2")
+        return PartDone(part, mine, work)
+    inputs = _table_inputs(sources)
+    summary = _stamped_summary(out, langs, inputs)
+    if summary is not None:
+        return {**summary, "up_to_date": True}
+
     per_lang = run_shards(_shard_jobs(sources, progress and nj <= 1), work, nj, progress, desc="covost2")
     for lang, counts in per_lang.items():
         log.info("%s: train %d, dev %d, test %d; dropped %d row(s) whose clip is not in validated.tsv; "
@@ -308,6 +343,7 @@ def prepare(cv_root: str | os.PathLike, covost_root: str | os.PathLike, out: str
         raise DataDirError(f"the CoVoST 2 TSVs of {' '.join(langs)} select no {' or '.join(empty)} utterance; "
                            f"check them or {DOWNLOAD_HINT}")
     out.mkdir(parents=True, exist_ok=True)
+    stamp_path = out / STAMP
     stamp_path.unlink(missing_ok=True)   # the dirs are about to change: no stamp until all are written
     for split in SPLITS:
         tmp, _ = merge_parts([work / lang for lang in langs], split, TABLES, out / split)

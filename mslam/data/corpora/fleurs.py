@@ -17,7 +17,8 @@ that appears in two rows) keeps every row; the repeats get ids `<id>-2`, `<id>-3
 
 Each language is a shard (`--nj` at once, in processes) streamed into sorted files under <out>.parts/
 and stamped when done, so a killed run redoes only the unfinished languages; the data dirs are a merge
-of those files.
+of those files. Every archive belongs to one language, so a job array of `--part J/N` calls (each
+extracting and reading its own languages) needs no work done before it; the call without --part merges.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from typing import Iterator
 from tqdm import tqdm
 
 from mslam.data.corpora import common
-from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, ShardJob, extraction_folder, install_dir,
-                                       map_in_threads, merge_parts, run_shards)
+from mslam.data.corpora.common import (DOWNLOAD_STAGE, DataDirPart, Part, PartDone, ShardJob, extraction_folder,
+                                       install_dir, map_in_threads, merge_parts, run_shards)
 from mslam.data.kaldi import DataDirError
 
 log = logging.getLogger("mslam.data")
@@ -193,19 +194,27 @@ def _shard_job(root: Path, lang: str) -> ShardJob:
 
 
 def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: list[str] | None = None, nj: int = 1,
-            progress: bool = True) -> dict[str, int]:
+            progress: bool = True, part: Part | None = None) -> dict[str, int] | PartDone:
     """Extract what is not extracted yet and write <out>/{train,dev,test}. Returns utterances per split.
 
     Each language is a shard, read `nj` at a time (in processes) into sorted files under <out>.parts/
     and stamped when done; the data dirs are a merge of those files, and a killed run redoes only the
-    languages it had not finished. A data dir identical to the one there is left untouched."""
+    languages it had not finished. A data dir identical to the one there is left untouched.
+
+    With `part` (J/N), only the J-th of N parts of the languages is extracted, read and stamped, and
+    nothing is merged (returns a PartDone): a job of a job array. Every archive belongs to one language,
+    so the parts share no work and may start together; the call without `part` afterwards finds their
+    shards done and merges."""
     root, out = Path(root), Path(out)
     langs = list(LANGS) if langs is None else langs
-    extracted = extract_all(root, langs, nj=nj, progress=progress)
+    mine = langs if part is None else part.take(langs)
+    extracted = extract_all(root, mine, nj=nj, progress=progress)
     if extracted:
         log.info("fleurs: extracted %d audio archive(s)", extracted)
     work = common.parts_folder(out)
-    run_shards([_shard_job(root, lang) for lang in langs], work, nj, progress, desc="read FLEURS TSVs")
+    run_shards([_shard_job(root, lang) for lang in mine], work, nj, progress, desc="read FLEURS TSVs")
+    if part is not None:
+        return PartDone(part, mine, work)
     counts = {}
     for split in SPLITS:
         tmp, n = merge_parts([work / lang for lang in langs], split, TABLES, out / split)

@@ -29,6 +29,11 @@ language is a shard (`--nj` of them at once, in processes) that streams its rows
 under <out>.parts/ and is stamped when done, a killed run redoes only the unfinished languages, and
 the data dirs are a merge of the shards' files (mslam.data.corpora.common.DataDirPart). What is held
 is per recording (an event, a session) and per multi-piece ASR row.
+
+On a cluster the shards run as a job array: `prepare_shared` does the work they share (the split of the
+unlabelled table by language; the ASR session archives, which hold every language), then each job
+prepares its part of the languages (`part=J/N`, extracting its own unlabelled archives), then the call
+without a part merges them, redoing no finished shard.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import tarfile
 import zlib
@@ -53,8 +59,8 @@ from tqdm import tqdm
 
 from mslam.data.archives import archive_problem
 from mslam.data.audio import AudioError
-from mslam.data.corpora.common import (DataDirPart, ShardJob, check_codes, extraction_folder, map_in_threads,
-                                       merge_parts, parts_folder, replace_dir, run_shards)
+from mslam.data.corpora.common import (DataDirPart, Part, PartDone, ShardJob, check_codes, extraction_folder,
+                                       map_in_threads, merge_parts, parts_folder, replace_dir, run_shards)
 from mslam.data.kaldi import DataDirError, atomic_write_text, read_table
 
 log = logging.getLogger("mslam.data.corpora.voxpopuli")
@@ -241,13 +247,23 @@ def _rows_file(work: Path, lang: str) -> Path:
     return work / "rows" / f"{lang}.tsv"
 
 
+def _split_inputs(table: Path, langs: list[str]) -> dict:
+    return {"table": str(table), "stat": [table.stat().st_size, table.stat().st_mtime_ns], "langs": langs}
+
+
+def split_done(table: Path, work: Path, langs: list[str]) -> bool:
+    """Whether `<work>/rows/` holds a finished split of this table for these languages."""
+    stamp = work / "rows.done"
+    return stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == _split_inputs(table, langs)
+
+
 def split_unlabelled(table: Path, work: Path, langs: list[str], progress: bool) -> None:
     """Write `<work>/rows/<lang>.tsv` (line, event_id, segment_no, start, end) for each chosen language,
     unless a finished split of the same table and languages is there (its stamp is written last)."""
-    stamp = work / "rows.done"
-    inputs = {"table": str(table), "stat": [table.stat().st_size, table.stat().st_mtime_ns], "langs": langs}
-    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == inputs:
+    if split_done(table, work, langs):
         return
+    stamp = work / "rows.done"
+    inputs = _split_inputs(table, langs)
     stamp.unlink(missing_ok=True)
     folder = work / "rows"
     shutil.rmtree(folder, ignore_errors=True)
@@ -634,36 +650,123 @@ def _log_left_out(what: str, tables: list[Path], tallies: dict[str, dict]) -> No
             log.info("%s: left out %d row(s) with %s", table, n, reason)
 
 
+DONE = ".prepare_voxpopuli.done"   # under <out>: the data dirs' inputs and summary, written last
+
+
+def _selection(root: Path, what: str, langs: list[str] | None, years: list[str] | None, v2: bool
+               ) -> tuple[list[str], list[str], list[Path], dict]:
+    """The checked languages and years, the manifests they need, and what the outputs depend on."""
+    langs, years = check_selection(what, langs, years)
+    if what == "unlabelled":
+        tables = [find_table(root, UNLABELLED_TABLE, "unlabelled_data/unlabelled_v2.tsv.gz")]
+    else:
+        tables = [find_table(root, asr_table(lang), f"transcribed_data/{lang}/asr_{lang}.tsv.gz") for lang in langs]
+    return langs, years, tables, _fingerprint(what, langs, years, v2, root / RAW_AUDIOS, tables)
+
+
+def _up_to_date(out: Path, fingerprint: dict) -> dict | None:
+    """The summary of data dirs written earlier from the same inputs (and still whole), or None."""
+    done = out / DONE
+    if not done.is_file():
+        return None
+    previous = json.loads(done.read_text(encoding="utf-8"))
+    if previous.get("inputs") == fingerprint and _outputs_complete(out, previous.get("counts", {})):
+        log.info("%s: up to date (%s)", out, done.name)
+        return {"counts": previous["counts"], "languages": previous["languages"]}
+    return None
+
+
+# ---- the work every language's shard shares --------------------------------------------------
+#
+# Done once, before the shards: in the same call without --part, or by a call with --shared-only before
+# a job array of --part calls (which refuse to start without it, rather than do it N times at once).
+# Unlabelled: the split of the one table of every language by language. ASR: the session archives
+# (audios/original_<year>.tar hold every language's sessions). The unlabelled audio archives are per
+# language and year, so each part extracts its own languages' archives.
+
+def _shared_work(root: Path, what: str, table: Path, work: Path, langs: list[str], years: list[str], nj: int,
+                 progress: bool) -> None:
+    if what == "asr":
+        extract_audios(root, audio_tars("asr", langs, years), nj, progress)
+    else:
+        split_unlabelled(table, work, langs, progress)
+
+
+def _shared_work_missing(root: Path, what: str, table: Path, work: Path, langs: list[str], years: list[str]
+                         ) -> str | None:
+    """What of the shared work is not done yet, or None."""
+    if what == "unlabelled":
+        return None if split_done(table, work, langs) else f"{table} is not split by language yet"
+    raw = root / RAW_AUDIOS
+    todo = [a for a in audio_tars("asr", langs, years) if (root / a).is_file() and not _extracted(raw, root / a)]
+    return f"{' '.join(todo)} under {root} not extracted yet" if todo else None
+
+
+def shared_only_command(root: Path, out: Path, what: str, langs: list[str], years: list[str], v2: bool) -> str:
+    """The call that does the shared work of this selection, as a user would type it."""
+    words = ["python", "-m", "mslam.bin.prepare_voxpopuli", "prepare", "--root", str(root), "--out", str(out),
+             "--what", what, "--langs", ",".join(langs), "--years", ",".join(years), *(["--v2"] if v2 else []),
+             "--shared-only"]
+    return " ".join(map(shlex.quote, words))
+
+
+def prepare_shared(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: list[str] | None = None,
+                   years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> str:
+    """Only the work that the languages' shards share (see above), for a job array of `prepare(..., part=)`
+    calls to follow. Returns a line saying what it did."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    langs, years, tables, fingerprint = _selection(root, what, langs, years, v2)
+    if _up_to_date(out, fingerprint) is not None:
+        return f"{out}: the data dirs are up to date; nothing to do"
+    _shared_work(root, what, tables[0], parts_folder(out), langs, years, nj, progress)
+    done = "the session archives extracted" if what == "asr" else f"{tables[0]} split by language"
+    return f"{what}: {done}; the shards of {' '.join(langs)} can now run as a job array (--part J/N)"
+
+
 def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: list[str] | None = None,
-            years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True) -> dict:
+            years: list[str] | None = None, v2: bool = False, nj: int = 1, progress: bool = True,
+            part: Part | None = None) -> dict | PartDone:
     """Extract the selection's audio under <root> and write its data dirs under <out>. Returns the summary:
     {"counts": utterances per split, "languages": {lang: kept per split, dropped per reason, joined}}.
     A rerun with the same selection and manifests does nothing (and returns the same summary).
 
     Each language is a shard (run `nj` at a time, in processes), streamed into sorted files under
     <out>.parts/ and stamped when done; the data dirs are a merge of those files. Memory stays bounded
-    whatever the number of rows, and a killed run redoes only the languages it had not finished."""
-    root, out = Path(root).resolve(), Path(out).resolve()
-    langs, years = check_selection(what, langs, years)
-    if what == "unlabelled":
-        tables = [find_table(root, UNLABELLED_TABLE, "unlabelled_data/unlabelled_v2.tsv.gz")]
-    else:
-        tables = [find_table(root, asr_table(lang), f"transcribed_data/{lang}/asr_{lang}.tsv.gz") for lang in langs]
-    raw = root / RAW_AUDIOS
-    fingerprint = _fingerprint(what, langs, years, v2, raw, tables)
-    done = out / ".prepare_voxpopuli.done"
-    if done.is_file():
-        previous = json.loads(done.read_text(encoding="utf-8"))
-        if previous.get("inputs") == fingerprint and _outputs_complete(out, previous.get("counts", {})):
-            log.info("%s: up to date (%s)", out, done.name)
-            return {"counts": previous["counts"], "languages": previous["languages"]}
+    whatever the number of rows, and a killed run redoes only the languages it had not finished.
 
-    extract_audios(root, audio_tars(what, langs, years, v2), nj, progress)
+    With `part` (J/N), only the J-th of N parts of the languages is prepared and stamped, and nothing is
+    merged (returns a PartDone): a job of a job array. The work all shards share must be done first
+    (prepare_shared): a part refuses to start without it, naming the command, so that N jobs started
+    at once never do it together. The call without `part` afterwards redoes no stamped shard."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    langs, years, tables, fingerprint = _selection(root, what, langs, years, v2)
     work = parts_folder(out)
+    summary = _up_to_date(out, fingerprint)
+    jobs = _shard_jobs(what, tables, root / RAW_AUDIOS, out, langs, years, v2, nj, progress)
+    if part is not None:
+        jobs = part.take(jobs)
+    mine = [job.name for job in jobs]
+    if summary is not None:
+        return summary if part is None else PartDone(part, mine, work, up_to_date=True)
+
+    if part is None:
+        _shared_work(root, what, tables[0], work, langs, years, nj, progress)
+    else:
+        missing = _shared_work_missing(root, what, tables[0], work, langs, years)
+        if missing:
+            raise DataDirError(f"--part {part}: {missing}; every language's shard needs it, so it is done once "
+                               f"before the job array: run {shared_only_command(root, out, what, langs, years, v2)}")
     if what == "unlabelled":
-        split_unlabelled(tables[0], work, langs, progress)
-    tallies = run_shards(_shard_jobs(what, tables, raw, out, langs, years, v2, nj, progress), work, nj, progress,
-                         desc=f"voxpopuli {what}")
+        extract_audios(root, audio_tars(what, mine, years, v2), nj, progress)
+    tallies = run_shards(jobs, work, nj, progress, desc=f"voxpopuli {what}")
+    if part is not None:
+        return PartDone(part, mine, work)
+    return _merge(what, tables, out, work, langs, years, fingerprint, tallies, nj, progress)
+
+
+def _merge(what: str, tables: list[Path], out: Path, work: Path, langs: list[str], years: list[str],
+           fingerprint: dict, tallies: dict[str, dict], nj: int, progress: bool) -> dict:
+    """The data dirs from every language's finished shard; the shards go once they are written."""
     _log_left_out(what, tables, tallies)
     splits = ["train"] if what == "unlabelled" else list(ASR_SPLITS)
     counts = {split: sum(t["kept"].get(split, 0) for t in tallies.values()) for split in splits}
@@ -673,6 +776,7 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, what: str, langs: l
         write_joins(parts, nj, progress)
 
     out.mkdir(parents=True, exist_ok=True)
+    done = out / DONE
     done.unlink(missing_ok=True)   # the data dirs are about to change
     for split in splits:
         tmp, _ = merge_parts(parts, split, UNLABELLED_TABLES if what == "unlabelled" else ASR_TABLES, out / split)
