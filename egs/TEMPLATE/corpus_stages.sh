@@ -14,8 +14,10 @@ corpus_stages() {
         stage_end 1
     fi
     if stage_begin 2 "data preparation"; then
+        # local/data.sh runs here: it may launch its own jobs through $train_cmd (a job array over the
+        # languages: run.pl here, slurm.pl on a cluster), which a job of $train_cmd could not do well.
         # shellcheck disable=SC2086
-        stage_cmd "$train_cmd" "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" \
+        stage_cmd run.pl "$exp/log/data.log" local/data.sh "${lang_opts[@]}" --data "$data" --nj "$nj" \
             $local_opts $data_opts
         # The batch sampler needs each utterance's length: utt2dur from the decoded audio if none is given
         # (empty, cut-short or non-finite audio then stops the stage here, naming the files).

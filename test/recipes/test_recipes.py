@@ -170,6 +170,27 @@ def test_mc4_text_then_joint_pretraining_then_asr_from_the_pretrained_encoder(fi
     assert "| tiny |" in (exp / "RESULTS.md").read_text()
 
 
+# recipe, corpora, --langs, --local-opts: the fixture's languages
+JOB_ARRAY_RECIPES = [("fleurs/lid1", ["fleurs"], "de_de fr_fr ru_ru", ""),
+                     ("covost2/st1", ["commonvoice", "covost2"], "de fr es", ""),
+                     ("voxpopuli/asr1", ["voxpopuli"], "de fr pl", "--years 2019,2020")]
+
+
+@pytest.mark.parametrize("recipe,corpora,langs,local_opts", JOB_ARRAY_RECIPES)
+def test_stage_2_prepares_the_languages_as_a_job_array_then_merges(fixture_tree, tmp_path, recipe, corpora, langs,
+                                                                   local_opts):
+    env = corpus_env(fixture_tree, tmp_path, *corpora)
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    out = ok(run(recipe, "--langs", langs, "--local-opts", local_opts, "--stop-stage", "2", "--nj", "2",
+                 "--data", str(data), "--exp", str(exp), env=env))
+    assert stages_run(out) == ["1", "2"]
+    first, second = ((data / "log" / f"prepare.{j}.log").read_text() for j in (1, 2))
+    assert "part 1/2: shard(s) " in first and "part 2/2: shard(s) " in second
+    assert "3 shard(s) done earlier, 0 to run" in (exp / "log" / "data.log").read_text()   # the merge
+    assert set(DataDir(data / "test").validate().tables["utt2lang"].values()) == set(langs.split())
+    assert not (tmp_path / "data.parts").exists()
+
+
 @pytest.mark.parametrize("recipe", ["fleurs/lid1", "minds14/ic1", "covost2/st1", "voxpopuli/asr1", "voxpopuli/pt1",
                                     "mc4/text1"])
 def test_help_lists_the_stages_and_options(recipe, tmp_path):

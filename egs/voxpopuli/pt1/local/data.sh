@@ -5,8 +5,11 @@
 #   $data/text/{train,dev}/<lang>.txt   mC4 sentences: egs/mc4/text1's output (db.sh: MC4_TEXT)
 # (run.sh adds the data dirs of db.sh's EXTRA_SPEECH_DIRS and EXTRA_PAIRED_DIRS to the first two)
 #   local/data.sh [--langs "a b"] [--years "2019 2020"] [--v2 true] --data DIR [--nj N]
-# Each language is prepared as a shard (N at a time, in bounded memory); a killed run resumes with the
-# languages it had not finished (kept in $data/speech.parts and $data/paired.parts until then).
+# Each language is a shard, prepared in bounded memory: first the work all languages share (the split of
+# the unlabelled table by language; the ASR session archives), then N jobs of a job array ($train_cmd:
+# run.pl here, slurm.pl on a cluster) each prepare every N-th language (logs: <out>/log/prepare.JOB.log),
+# then one call merges them. A killed run resumes with the languages it had not finished (kept in
+# $data/speech.parts and $data/paired.parts until the merge).
 set -euo pipefail
 langs=
 years=
@@ -15,12 +18,21 @@ data=data
 nj=4
 . ./path.sh
 . ./db.sh
+. ./cmd.sh
 . "$MAIN_ROOT/tools/parse_options.sh"
 . local/selection.sh
-python -m mslam.bin.prepare_voxpopuli prepare --what unlabelled --root "$VOXPOPULI" --out "$data/speech" \
-    --nj "$nj" --no-progress "${unlabelled[@]}"
-python -m mslam.bin.prepare_voxpopuli prepare --what asr --root "$VOXPOPULI" --out "$data/paired" \
-    --nj "$nj" --no-progress "${asr[@]}"
+
+# prepare_in_parts WHAT OUT OPTIONS...: the shared work, the job array, the merge
+prepare_in_parts() {
+    local out=$2
+    local prepare=(python -m mslam.bin.prepare_voxpopuli prepare --what "$1" --root "$VOXPOPULI" --out "$out"
+                   --no-progress "${@:3}")
+    "${prepare[@]}" --shared-only --nj "$nj"
+    $train_cmd JOB=1:"$nj" "$out/log/prepare.JOB.log" "${prepare[@]}" --part "JOB/$nj"
+    "${prepare[@]}" --nj "$nj"
+}
+prepare_in_parts unlabelled "$data/speech" "${unlabelled[@]}"
+prepare_in_parts asr "$data/paired" "${asr[@]}"
 
 text_dir=$MC4_TEXT
 if [ ! -d "$text_dir/train" ]; then
