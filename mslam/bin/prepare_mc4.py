@@ -2,7 +2,7 @@
 
     python -m mslam.bin.prepare_mc4 files --langs de,ru [--shards 1] [--validation-shards 1]
     python -m mslam.bin.prepare_mc4 prepare --root MC4 --out data/text_shards [--langs de,ru] [--nj 4]
-        [--max-sentences-per-lang N] [--min-chars 20] [--max-chars 512] [--no-progress]
+        [--max-sentences-per-lang N] [--min-chars 20] [--max-chars 512] [--no-progress] [--part J/N]
 
 `files` prints the paths, under the pinned allenai/c4 revision, of the first N train and M validation
 shards per language (default languages: the 101 of the paper; `--langs all` adds und and the -Latn
@@ -11,19 +11,23 @@ configs). `prepare` reads <root>/multilingual/c4-*.json.gz and writes <out>/trai
 language and split the documents, sentences and characters kept and dropped. A language left without any
 train text fails the command. Languages already made from the same shards with the same options are
 not redone, nor are the shards that a killed run had read (kept under <out>/.work until their language
-is done). Then:
+is done). As a job array: `$train_cmd JOB=1:N log/prepare.JOB.log python -m mslam.bin.prepare_mc4 prepare
+... --part JOB/N` (each job reads every N-th shard of all the languages into <out>/.work and stops), then
+the same command without --part reads no shard again, de-duplicates and writes the languages
+(--max-sentences-per-lang has no shards to spread and refuses --part). Then:
 
     python -m mslam.bin.build_char_vocab --text-shards data/text_shards/train --out data/chars.txt
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from mslam.data.corpora.common import exit_status, split_list
-from mslam.data.corpora.mc4 import (CleaningRules, EmptyLanguageError, download_list, paper_languages, prepare,
-                                   read_shard_table, summary_line)
+from mslam.data.corpora.common import PartDone, add_part_option, exit_status, split_list
+from mslam.data.corpora.mc4 import (CAPPED_PART, CleaningRules, EmptyLanguageError, download_list, paper_languages,
+                                   prepare, read_shard_table, summary_line)
 
 PROG = "prepare_mc4"
 
@@ -62,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="drop shorter sentences; scaled per script (20: Chinese and Japanese 5, Korean 8, Thai 12)")
     r.add_argument("--max-chars", type=_count(1), default=512, help="cut longer sentences into pieces")
     r.add_argument("--no-progress", action="store_true")
+    add_part_option(r, help="read only the input shards i (of all the languages, in order) with i %% N == J-1 "
+                            "into OUT/.work (a job of a job array: --part JOB/N under run.pl or slurm.pl) and stop "
+                            "before de-duplication; the same command without --part then reads no shard again "
+                            "and writes the languages")
     args = p.parse_args(argv)
     if args.command == "prepare" and args.min_chars > args.max_chars:
         p.error(f"--min-chars {args.min_chars} is above --max-chars {args.max_chars}")
+    if args.command == "prepare" and args.part and args.max_sentences_per_lang:
+        p.error(CAPPED_PART)
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s")
     return exit_status(PROG, run, args)
 
 
@@ -75,12 +86,15 @@ def run(args: argparse.Namespace) -> None:
         return
     rules = CleaningRules(args.min_chars, args.max_chars, args.max_sentences_per_lang)
     try:
-        stats, made = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj,
-                              progress=not args.no_progress)
+        result = prepare(args.root, args.out, _langs(args.langs), rules, nj=args.nj, progress=not args.no_progress,
+                         part=args.part)
     except EmptyLanguageError as e:
         print_summary(e.stats, e.made, args.out)
         raise
-    print_summary(stats, made, args.out)
+    if isinstance(result, PartDone):
+        print(f"{PROG}: {result.line()}")
+    else:
+        print_summary(*result, args.out)
 
 
 def print_summary(stats: dict, made: list[str], out: Path) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import mslam.data.corpora.mc4 as mc4
 from mslam.bin.prepare_mc4 import main
+from mslam.data.corpora.common import Part
 from mslam.data.corpora.mc4 import cut_long, paper_languages, read_shard_table, split_sentences
 from mslam.data.manifest import text_manifest
 
@@ -310,3 +312,95 @@ def test_a_language_left_without_text_fails_after_the_summary(root, tmp_path, ca
                           "documents, 0 sentences (0 chars); dropped 5 short < 10 (31 chars)")
     assert "--min-chars" in err and "prepare_mc4: de: train: kept" in stdout
     assert not (out / "train" / "zh.txt").exists() and (out / "train" / "de.txt").is_file()
+
+
+# ---- a job array: --part J/N reads shards, the plain call de-duplicates and writes ---------------
+
+REPO = Path(__file__).resolve().parents[2]
+PART_LANGS = "de,ru,ar"
+# The shards in the order parts take them (languages as given, train first): part 1 has 0, 2, 4, 6.
+PART_SHARDS = [["de/train-00000", "de/dev-00000", "ru/dev-00000", "ar/dev-00000"],
+               ["de/train-00001", "ru/train-00000", "ar/train-00000"]]
+
+
+def second_de_shard(root: Path) -> None:
+    """A second de train shard repeating the first (in another order) plus one new sentence, so that
+    repeats cross the shards of two parts."""
+    texts = fixture_texts(root, "de", "train")[::-1] + ["Ein ganz neuer Satz, der lang genug ist."]
+    write_shard(root / SHARDS / "c4-de.tfrecord-00001-of-01024.json.gz", [doc(t) for t in texts])
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def no_shard_is_read(monkeypatch) -> None:
+    def read(shard, *args):
+        raise AssertionError(f"{shard} was read again")
+    monkeypatch.setattr(mc4, "scan_shard", read)
+
+
+def test_parts_then_the_plain_call_write_what_one_call_writes(root, tmp_path, capsys, monkeypatch, caplog):
+    second_de_shard(root)
+    args = ["prepare", "--root", str(root), "--langs", PART_LANGS, "--min-chars", "1", "--no-progress"]
+    whole, out = tmp_path / "whole", tmp_path / "text"
+    assert run(capsys, *args, "--out", str(whole))[0] == 0
+    for j, shards in enumerate(PART_SHARDS, 1):
+        rc, stdout, _ = run(capsys, *args, "--out", str(out), "--part", f"{j}/2")
+        assert rc == 0 and f"prepare_mc4: part {j}/2: shard(s) {' '.join(shards)} stamped in " in stdout
+    assert sorted(p.name for p in out.iterdir()) == [mc4.WORK]   # nothing but the shards read
+    with monkeypatch.context() as m, caplog.at_level("INFO"):
+        no_shard_is_read(m)
+        rc, _, _ = run(capsys, *args, "--out", str(out), "--part", "2/2")   # a part run twice reads nothing
+        assert rc == 0 and "3 shard(s) read earlier, 0 to read" in caplog.text
+        rc, stdout, _ = run(capsys, *args, "--out", str(out))
+        assert rc == 0 and "3 of 3 languages made" in stdout and "7 shard(s) read earlier, 0 to read" in caplog.text
+    assert outputs(out) == outputs(whole)
+    assert json.loads(outputs(out)["stats.json"])["de"]["train"]["dropped"]["duplicate"] > 0   # across the parts
+    rc, stdout, _ = run(capsys, *args, "--out", str(out), "--part", "1/2")
+    assert rc == 0 and "part 1/2: the data dirs are up to date; nothing to do" in stdout
+
+
+def test_parts_run_at_once_as_processes_then_the_plain_call(root, tmp_path, capsys):
+    second_de_shard(root)
+    args = ["prepare", "--root", str(root), "--langs", PART_LANGS, "--min-chars", "1", "--no-progress"]
+    assert run(capsys, *args, "--out", str(tmp_path / "whole"))[0] == 0
+    prep = [sys.executable, "-m", "mslam.bin.prepare_mc4", *args, "--out", str(tmp_path / "text")]
+    jobs = [subprocess.Popen([*prep, "--part", f"{j}/2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for j in (1, 2)]
+    results = [job.communicate() for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], results
+    for (stdout, _), shards in zip(results, PART_SHARDS):
+        assert f"shard(s) {' '.join(shards)} stamped in" in stdout
+    plain = subprocess.run(prep, cwd=REPO, capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    assert "prepare_mc4: mc4: 7 shard(s) read earlier, 0 to read" in plain.stderr
+    assert outputs(tmp_path / "text") == outputs(tmp_path / "whole")
+
+
+def test_a_shard_read_with_other_rules_is_read_again(root, tmp_path, capsys, caplog):
+    """A part's marker names its shard and rules: other rules or another shard are read again."""
+    args = ["prepare", "--root", str(root), "--langs", "de", "--no-progress", "--out", str(tmp_path / "text")]
+    assert run(capsys, *args, "--part", "1/1", "--min-chars", "1")[0] == 0
+    with caplog.at_level("INFO"):
+        assert run(capsys, *args)[0] == 0    # --min-chars 20
+    assert "mc4: 0 shard(s) read earlier, 2 to read" in caplog.text
+    assert run(capsys, *args, "--out", str(tmp_path / "whole"))[0] == 0
+    assert outputs(tmp_path / "text") == outputs(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("spec", ["3/2", "0/2", "garbage", "1/0", "1/"])
+def test_a_bad_part_is_refused(tmp_path, capsys, spec):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--part", spec])
+    assert exit_.value.code == 2 and f"--part {spec!r}: expected J/N" in capsys.readouterr().err
+
+
+def test_a_part_with_a_cap_is_refused(root, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--root", str(root), "--out", str(tmp_path / "out"), "--part", "1/2",
+              "--max-sentences-per-lang", "3"])
+    assert exit_.value.code == 2 and "drop --part" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no shards to spread"):
+        mc4.prepare(root, tmp_path / "out", rules=mc4.CleaningRules(max_sentences=3), part=Part(1, 2))
+    assert not (tmp_path / "out").exists()

@@ -558,12 +558,12 @@ def _part_type(spec: str) -> Part:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def add_part_option(parser: argparse.ArgumentParser) -> None:
-    """`--part J/N`, the same for every preparer."""
+def add_part_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """`--part J/N`, parsed the same for every preparer; `help` for one whose shards are not languages."""
     parser.add_argument("--part", type=_part_type, metavar="J/N",
-                        help="prepare only the J-th of N parts of the languages (a job of a job array: "
-                             "--part JOB/N under run.pl or slurm.pl), stamp them and stop before the merge; "
-                             "the same command without --part then merges, redoing no finished language")
+                        help=help or "prepare only the J-th of N parts of the languages (a job of a job array: "
+                                     "--part JOB/N under run.pl or slurm.pl), stamp them and stop before the merge; "
+                                     "the same command without --part then merges, redoing no finished language")
 
 
 @dataclass
@@ -648,25 +648,68 @@ def table_names(path: Path) -> list[str]:
     return names + sorted(p.name for p in path.glob("text.*") if p.is_file() and not p.name.endswith(".tmp"))
 
 
-def _missing(path: Path, name: str, utt: str, cursors: Iterable[_Cursor]) -> DataDirError:
-    """The error for a table that lacks an utterance. A table out of order looks the same from here,
-    so the tables are read to their end first: a malformed one raises its own error (file:line)."""
-    for cursor in cursors:
-        for _ in cursor.lines:
-            pass
-    return DataDirError(f"invalid data dir {path}:\n  {path / name}: utterance '{utt}' that other tables have is "
-                        f"missing (keep only the utterances all tables have: {FIX})")
+class _CrossTableProblems:
+    """What DataDir.problems() finds when tables disagree, counted as the rows stream by: per table, how
+    many utterances it lacks and the first of them (the least id, as DataDir names it), and the segments
+    whose recording wav.scp lacks. Only counts and first ids are held."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.missing: dict[str, list] = {}   # table -> [count, first utterance]
+        self.orphans: list = [0, None, None]   # [count, first utterance, its recording]
+        self.speakers: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return bool(self.missing or self.orphans[0] or self.speakers)
+
+    def lacks(self, name: str, utt: str) -> None:
+        self.missing.setdefault(name, [0, utt])[0] += 1
+
+    def orphan(self, utt: str, recording: str) -> None:
+        self.orphans = [self.orphans[0] + 1, self.orphans[1] or utt, self.orphans[2] or recording]
+
+    def lines(self, names: list[str]) -> list[str]:
+        """DataDir.problems()'s lines, in its order, each saying what to run."""
+        order = [n for n in names if n != "wav.scp"] + ["wav.scp"]
+        found = [f"{self.path / name}: {count} utterance(s) that other tables have are missing, e.g. '{first}' "
+                 f"(keep only the utterances all tables have: {FIX})"
+                 for name in order if name in self.missing for count, first in [self.missing[name]]]
+        count, utt, recording = self.orphans
+        if count:
+            found.append(f"{self.path / 'segments'}: {count} segment(s) name a recording missing from wav.scp, "
+                         f"e.g. '{utt}' -> '{recording}' (keep only the segments whose recording it has: {FIX})")
+        return found + ([self.speakers] if self.speakers else [])
+
+    def error(self, names: list[str]) -> DataDirError:
+        return DataDirError(f"invalid data dir {self.path}:\n  " + "\n  ".join(self.lines(names)))
 
 
 def iter_data_dir(path: Path) -> Iterator[tuple[str, dict[str, tuple[int, str]]]]:
     """(utterance id, {table: (line, value)}) in id order, the tables read in step. The utterances are
     the ids of the per-utterance tables (of wav.scp when it is the only table). With segments, wav.scp
     is read whole (a line per recording: far fewer than utterances) and each row's "wav.scp" is its
-    recording's entry. Raises DataDirError as DataDir(path).validate() would for a malformed table or
-    an utterance that a table lacks."""
+    recording's entry. Raises DataDirError as DataDir(path).validate() would: at once for a malformed
+    table; for tables that disagree, after reading them to their end (no row is yielded after the first
+    disagreement), with DataDir's lines: how many utterances each table lacks, and the first."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataDirError(f"{path}: not a directory")
     names = table_names(path)
     if not {"wav.scp", "feats.scp", "text"} & set(names):
         raise DataDirError(f"{path}: no wav.scp, feats.scp or text; not a data dir")
+    problems = _CrossTableProblems(path)
+    for utt, row in _rows_in_step(path, names, problems):
+        if not problems.found:
+            yield utt, row
+    if problems.found:
+        raise problems.error(names)
+
+
+def _rows_in_step(path: Path, names: list[str], problems: _CrossTableProblems
+                  ) -> Iterator[tuple[str, dict[str, tuple[int, str]]]]:
+    """Every utterance's row, also those a table lacks (counted in `problems`); the tables are read to
+    their end, so a malformed line anywhere raises its own error (file:line)."""
     recordings = read_table(path / "wav.scp") if {"segments", "wav.scp"} <= set(names) else None
     drivers = [n for n in names if n != "wav.scp"] or ["wav.scp"]
     cursors = {n: _Cursor(path / n, n == "text" or n.startswith("text.")) for n in drivers}
@@ -684,25 +727,38 @@ def iter_data_dir(path: Path) -> Iterator[tuple[str, dict[str, tuple[int, str]]]
             if found is not None:
                 row[name] = found
             elif name != "segments":   # an utterance without a segment is its whole recording
-                raise _missing(path, name, utt, [*cursors.values(), *([wav] if wav else [])])
-        _check_row(path, utt, row, recordings)
+                problems.lacks(name, utt)
+        _check_row(path, utt, row)
         if recordings is not None:
-            rec = row["segments"][1].split()[0] if "segments" in row else utt
-            if rec in recordings:
-                row["wav.scp"] = (0, recordings[rec])
+            _add_recording(row, utt, recordings, problems)
         elif wav is not None:
-            row["wav.scp"] = wav.take(utt, lowest)
-            if row["wav.scp"] is None:
-                raise _missing(path, "wav.scp", utt, [*cursors.values(), wav])
-        if speakers is not None:
+            found = wav.take(utt, lowest)
+            if found is None:
+                problems.lacks("wav.scp", utt)
+            else:
+                row["wav.scp"] = found
+        if speakers is not None and "utt2spk" in row:
             speakers.add(row["utt2spk"][1], utt)
         yield utt, row
+    if wav is not None:
+        for _ in wav.lines:   # its lines past the last utterance are checked too, as DataDir reads them
+            pass
     if speakers is not None:
-        speakers.check()
+        problems.speakers = speakers.mismatch()
 
 
-def _check_row(path: Path, utt: str, row: dict[str, tuple[int, str]], recordings: dict[str, str] | None) -> None:
-    """One utterance's segment, numbers and recording, as DataDir checks them."""
+def _add_recording(row: dict[str, tuple[int, str]], utt: str, recordings: dict[str, str],
+                   problems: _CrossTableProblems) -> None:
+    """The row's wav.scp entry: its segment's recording (its own id without a segment)."""
+    rec = row["segments"][1].split()[0] if "segments" in row else utt
+    if rec in recordings:
+        row["wav.scp"] = (0, recordings[rec])
+    elif "segments" in row:
+        problems.orphan(utt, rec)
+
+
+def _check_row(path: Path, utt: str, row: dict[str, tuple[int, str]]) -> None:
+    """One utterance's segment and numbers, as DataDir checks them."""
     if "segments" in row:
         line, value = row["segments"]
         fields = value.split()
@@ -717,9 +773,6 @@ def _check_row(path: Path, utt: str, row: dict[str, tuple[int, str]], recordings
         if not 0 <= start < end:
             raise DataDirError(f"{path / 'segments'}:{line}: segment '{utt}' has start {start} and end {end}; "
                                f"expected 0 <= start < end")
-        if recordings is not None and fields[0] not in recordings:
-            raise DataDirError(f"invalid data dir {path}:\n  {path / 'segments'}: segment '{utt}' names a recording "
-                               f"missing from wav.scp: '{fields[0]}'")
     for name, kind in NUMERIC_TABLES.items():
         if name in row:
             line, value = row[name]
@@ -748,17 +801,29 @@ class _SpeakerCheck:
         self.from_utt2spk[0] = (self.from_utt2spk[0] + self._hash(speaker, utt)) % (1 << 64)
         self.from_utt2spk[1] += 1
 
-    def check(self) -> None:
-        total, count = 0, 0
+    def mismatch(self) -> str | None:
+        """DataDir's line when spk2utt does not match utt2spk; None when it does. A malformed or repeated
+        line raises, as read_table does."""
+        total, count, well_formed, in_order, previous = 0, 0, True, True, None
         for _, speaker, value in iter_table(self.path, check_sorted=False):   # DataDir does not ask it sorted
             utts = value.split()
-            if utts != sorted(utts, key=kaldi_sort_key) or " ".join(utts) != value:
-                break
+            well_formed = well_formed and utts == sorted(utts, key=kaldi_sort_key) and " ".join(utts) == value
+            in_order = in_order and (previous is None or kaldi_sort_key(previous) < kaldi_sort_key(speaker))
+            previous = speaker
             for utt in utts:
                 total = (total + self._hash(speaker, utt)) % (1 << 64)
             count += len(utts)
-        else:
-            if [total, count] == self.from_utt2spk:
-                return
-        raise DataDirError(f"invalid data dir {self.path.parent}:\n  {self.path}: does not match utt2spk "
-                           f"(regenerate it: python -m mslam.bin.data_dir fix)")
+        if not in_order:
+            self._check_no_repeat()
+        if well_formed and [total, count] == self.from_utt2spk:
+            return None
+        return f"{self.path}: does not match utt2spk (regenerate it: python -m mslam.bin.data_dir fix)"
+
+    def _check_no_repeat(self) -> None:
+        """A speaker on two lines, as read_table finds it. Sorted, iter_table saw any repeat (the line
+        before); this file is not, so its speakers are held: only for a spk2utt not written here."""
+        first_line: dict[str, int] = {}
+        for line, speaker, _ in iter_table(self.path, check_sorted=False):
+            if speaker in first_line:
+                raise DataDirError(f"{self.path}:{line}: duplicate id '{speaker}' (first on line {first_line[speaker]})")
+            first_line[speaker] = line

@@ -39,8 +39,10 @@ Memory does not grow with the corpus, and each shard is read once: without --max
 a shard's candidate sentences and their 8-byte hashes go to a work folder (<out>/.work/<lang>/, see
 scan_shard), then the repeats are found on disk, one bucket of the hash space at a time, and each
 split's candidates are copied into place less the repeats. Shards are read in parallel (--nj), and a
-run killed and started again does not read again the shards it had read. With a cap, one pass over
-the shards remembers at most the kept sentences' hashes.
+run killed and started again does not read again the shards it had read. As a job array, each job
+(--part J/N) reads every N-th shard of all the languages into the work folder and stops; the call
+without --part then reads none again and de-duplicates and writes every language (see read_part).
+With a cap, one pass over the shards remembers at most the kept sentences' hashes (no --part).
 A language whose train shards leave no sentence is an error (its text would be silently missing from
 pre-training); one left without dev sentences is reported in the statistics and by the command.
 """
@@ -51,6 +53,7 @@ import ctypes
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -64,10 +67,12 @@ from typing import IO, Iterable, Iterator
 
 import numpy as np
 
-from mslam.data.corpora.common import DOWNLOAD_STAGE, check_codes
+from mslam.data.corpora.common import DOWNLOAD_STAGE, Part, PartDone, check_codes
 from mslam.data.kaldi import DataDirError, atomic_write_text
 from mslam.data.scripts import min_chars_scale
 from mslam.data.tokenizer import normalize_text
+
+log = logging.getLogger("mslam.data.corpora.mc4")
 
 SHARD_TABLE = Path(__file__).with_name("mc4_shards.tsv")
 SHARD_TABLE_COLUMNS = ["lang", "train_shards", "validation_shards"]
@@ -297,8 +302,10 @@ def summary_line(split: str, stats: dict) -> str:
 # A shard is read once, into a part of its language's work folder <out>/.work/<lang>/: its candidate
 # sentences as they would be written (<part>.txt), their 8-byte hashes (<part>.hashes) and the number
 # of candidates of each document (<part>.docs). <part>.json, written last, holds the shard's counts
-# before de-duplication and marks the part done: a killed run does not read that shard again, and
-# parts are independent, so shards are read in parallel (--nj). Then the language's hashes, as
+# before de-duplication and what they were made from (the shard's name and size, the rules), and marks
+# the part done: a run does not read that shard again while those are the same. Parts are independent
+# and a part writes only its own files, so shards are read in parallel (--nj), or by the jobs of a job
+# array (--part J/N) at once, with no file shared between them. Then the language's hashes, as
 # (hash, position) pairs, are split on disk into buckets by range of hash; in a bucket a stable sort
 # by hash puts each repeat after its first occurrence, so the repeats' positions are the duplicates
 # (<part>.dups). Last, each split's parts are copied in order into <split>/<lang>.txt less their
@@ -320,9 +327,30 @@ def _flush(buffer: array.array, f: IO[bytes]) -> None:
     del buffer[:]
 
 
+def _part_settings(shard: Path, rules: CleaningRules, min_chars: int) -> dict:
+    """What a part depends on: a part recorded with other settings is read again."""
+    return {"rules_version": RULES_VERSION, "min_chars": min_chars, "max_chars": rules.max_chars,
+            "shard": [shard.name, shard.stat().st_size]}
+
+
+def is_read(part: Path, shard: Path, rules: CleaningRules, min_chars: int) -> bool:
+    """Whether `part` holds `shard` read with these rules (its marker is there and agrees)."""
+    try:
+        marker = json.loads(_file(part, "json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False   # not read yet, or a marker of an older layout: read again
+    return isinstance(marker, dict) and marker.get("settings") == _part_settings(shard, rules, min_chars)
+
+
+def _part_counts(part: Path) -> dict:
+    return json.loads(_file(part, "json").read_text(encoding="utf-8"))["counts"]
+
+
 def scan_shard(shard: Path, rules: CleaningRules, min_chars: int, part: Path, bar=None) -> dict:
     """Steps 1-4 of the cleaning over one shard, into `part` (see above). Returns the shard's counts
     before de-duplication: sentences are the candidates, documents_kept the documents with one."""
+    settings = _part_settings(shard, rules, min_chars)
+    _file(part, "json").unlink(missing_ok=True)   # the part's files are about to change
     stats = _split_stats(1, min_chars)
     partial = {kind: _file(part, f"{kind}.partial") for kind in PART_FILES}
     try:
@@ -345,7 +373,7 @@ def scan_shard(shard: Path, rules: CleaningRules, min_chars: int, part: Path, ba
             _flush(hash_buffer, hashes), _flush(doc_buffer, docs)
         for kind in PART_FILES:
             os.replace(partial[kind], _file(part, kind))
-        atomic_write_text(_file(part, "json"), json.dumps(stats) + "\n")
+        atomic_write_text(_file(part, "json"), json.dumps({"settings": settings, "counts": stats}) + "\n")
         return stats
     finally:
         for path in partial.values():
@@ -481,7 +509,7 @@ def write_split(parts: list[Path], target: Path, min_chars: int) -> dict:
     stats = _split_stats(len(parts), min_chars)
     with atomic_file(target, binary=True) as out:
         for part in parts:
-            counts = json.loads(_file(part, "json").read_text(encoding="utf-8"))
+            counts = _part_counts(part)
             _copy_without_duplicates(part, out, counts)
             _add_counts(stats, counts)
     return stats
@@ -518,31 +546,67 @@ def _parts(work: Path, inputs: dict[str, list[Path]]) -> dict[str, list[Path]]:
     return {split: [work / f"{split}-{i:05d}" for i in range(len(inputs[split]))] for split in SPLITS}
 
 
-def start_work(out: Path, lang: str, settings: dict) -> Path:
-    """The language's work folder, emptied if a run with other settings left it."""
-    work = out / WORK / lang
-    recorded = work / "settings.json"
-    try:
-        same = json.loads(recorded.read_text(encoding="utf-8")) == settings
-    except (OSError, ValueError):
-        same = False
-    if not same:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        atomic_write_text(recorded, json.dumps(settings) + "\n")
-    return work
+def work_folder(out: Path, lang: str) -> Path:
+    return out / WORK / lang
 
 
-def unread_shards(work: Path, inputs: dict[str, list[Path]]) -> list[tuple[Path, Path]]:
-    """(shard, part) of the shards without a finished part, train first."""
-    parts = _parts(work, inputs)
-    return [(shard, part) for split in SPLITS for shard, part in zip(inputs[split], parts[split])
-            if not _file(part, "json").is_file()]
+@dataclass(frozen=True)
+class ShardTask:
+    """A shard to read into its part of the language's work folder."""
+    lang: str
+    shard: Path
+    part: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.lang}/{self.part.name}"
+
+    def is_read(self, rules: CleaningRules) -> bool:
+        return is_read(self.part, self.shard, rules, rules.min_chars_for(self.lang))
 
 
-def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules, work: Path) -> dict:
+def shard_tasks(out: Path, lang: str, inputs: dict[str, list[Path]]) -> list[ShardTask]:
+    """The language's shards, train first, each with its part: the order the splits are written in."""
+    parts = _parts(work_folder(out, lang), inputs)
+    return [ShardTask(lang, shard, part) for split in SPLITS for shard, part in zip(inputs[split], parts[split])]
+
+
+def _names(tasks: list[ShardTask], most: int = 20) -> str:
+    names = " ".join(task.name for task in tasks[:most])
+    return names + (f" and {len(tasks) - most} more" if len(tasks) > most else "")
+
+
+def unread(tasks: list[ShardTask], rules: CleaningRules, desc: str = "") -> list[ShardTask]:
+    """The tasks whose shard is not read yet; with `desc`, logged with how many were read earlier (so
+    that the log of the call after a job array shows it read none again)."""
+    todo = [task for task in tasks if not task.is_read(rules)]
+    if desc and tasks:
+        log.info("%s: %d shard(s) read earlier, %d to read%s", desc, len(tasks) - len(todo), len(todo),
+                 f" ({_names(todo)})" if todo else "")
+    return todo
+
+
+def read_shards(tasks: list[ShardTask], rules: CleaningRules, nj: int = 1, progress: bool = False
+                ) -> Iterator[ShardTask]:
+    """Read the shards (nj > 1: in nj worker processes), yielding each task once its part is done."""
+    for task in tasks:
+        task.part.parent.mkdir(parents=True, exist_ok=True)   # safe when parts of a job array race here
+    if nj <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            with _bar(task.shard.stat().st_size, f"mc4 {task.name}", progress) as bar:
+                scan_shard(task.shard, rules, rules.min_chars_for(task.lang), task.part, bar)
+            yield task
+        return
+    calls = {task: (scan_shard, (task.shard, rules, rules.min_chars_for(task.lang), task.part)) for task in tasks}
+    with ProcessPoolExecutor(max_workers=nj) as pool, _bar(len(calls), "mc4 shards", progress, "shard") as bar:
+        for task, _ in _in_parallel(pool, calls, bar):
+            yield task
+
+
+def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules) -> dict:
     """Once every shard is read: the duplicates, <out>/<split>/<lang>.txt of each split that has shards
     (train first: dev is de-duplicated against it), the work folder removed. Returns the statistics."""
+    work = work_folder(out, lang)
     parts = _parts(work, inputs)
     find_duplicates(parts["train"] + parts["dev"], work)
     stats = {}
@@ -554,11 +618,16 @@ def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: 
         stats[split] = write_split(parts[split], target, rules.min_chars_for(lang))
         stats[split]["bytes"] = target.stat().st_size
     _remove_if_no_text(out, lang, stats)
-    (work / "settings.json").unlink()   # first: a removal cut short leaves a folder that start_work empties
+    _remove_work(work)
+    return stats
+
+
+def _remove_work(work: Path) -> None:
+    for marker in work.glob("*.json"):   # first: a removal cut short leaves no part that looks read
+        marker.unlink()
     shutil.rmtree(work)
     with suppress(OSError):
         work.parent.rmdir()   # when no other language is under way
-    return stats
 
 
 def _remove_if_no_text(out: Path, lang: str, stats: dict) -> None:
@@ -580,11 +649,9 @@ def prepare_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules:
     Returns the statistics per split."""
     if rules.max_sentences is not None:
         return _prepare_capped(out, lang, inputs, rules, progress)
-    work = start_work(out, lang, _settings(inputs, rules))
-    for shard, part in unread_shards(work, inputs):
-        with _bar(shard.stat().st_size, f"mc4 {lang} {part.name}", progress) as bar:
-            scan_shard(shard, rules, rules.min_chars_for(lang), part, bar)
-    return finish_language(out, lang, inputs, rules, work)
+    for _ in read_shards(unread(shard_tasks(out, lang, inputs), rules), rules, progress=progress):
+        pass
+    return finish_language(out, lang, inputs, rules)
 
 
 def _prepare_capped(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules,
@@ -629,14 +696,27 @@ def read_stats(out: Path) -> dict:
         return {}   # none yet, or damaged: every language is redone
 
 
+CAPPED_PART = ("--part reads shards for the de-duplication on disk; --max-sentences-per-lang reads each language "
+               "in one pass that stops at the cap, so there are no shards to spread: drop --part (--nj N then "
+               "prepares N languages at once), or drop the cap")
+
+
 def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: Iterable[str] | None = None,
-            rules: CleaningRules = CleaningRules(), nj: int = 1, progress: bool = False) -> tuple[dict, list[str]]:
+            rules: CleaningRules = CleaningRules(), nj: int = 1, progress: bool = False,
+            part: Part | None = None) -> tuple[dict, list[str]] | PartDone:
     """Text shards of the languages (default: every language with train shards under root).
 
     Languages already made from the same shards with the same rules are skipped, and so are the shards
     that a killed run had read. Returns the statistics of the requested languages and the list of
     languages (re)made in this run.
+
+    With `part` (J/N), only the J-th of N parts of the shards is read into the work folder, and
+    nothing is de-duplicated or written (returns a PartDone): a job of a job array. Parts write only
+    their own shards' files, so they may run at once; the call without `part` afterwards finds those
+    shards read and makes the languages.
     """
+    if part is not None and rules.max_sentences is not None:
+        raise ValueError(CAPPED_PART)
     root, out = Path(root), Path(out)
     folder = shard_folder(root)
     if langs is None:
@@ -659,13 +739,15 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, langs: Iterable[str
         stats[lang] = {"settings": plans[lang][1], **split_stats}
         atomic_write_text(out / STATS, json.dumps(dict(sorted(stats.items())), indent=1, ensure_ascii=False) + "\n")
 
-    if nj <= 1 or not todo:
+    if part is not None:
+        return read_part(out, part, langs, todo, plans, rules, nj, progress)
+    if rules.max_sentences is None:
+        _prepare_shards(out, todo, plans, rules, nj, progress, record)
+    elif nj <= 1:
         for lang in todo:
             record(lang, prepare_language(out, lang, plans[lang][0], rules, progress))
-    elif rules.max_sentences is not None:
-        _prepare_languages_in_parallel(out, todo, plans, rules, nj, progress, record)
     else:
-        _prepare_shards_in_parallel(out, todo, plans, rules, nj, progress, record)
+        _prepare_languages_in_parallel(out, todo, plans, rules, nj, progress, record)
     result = {lang: stats[lang] for lang in langs}
     _check_no_empty_language(result, todo)
     return result, todo
@@ -711,26 +793,39 @@ def _in_parallel(pool: ProcessPoolExecutor, calls: dict, bar) -> Iterator[tuple]
         raise error
 
 
-def _prepare_shards_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int,
-                                progress: bool, record) -> None:
-    """The shards of all languages read by nj worker processes; a language is finished here as soon as
-    its last shard is read, so that languages finished before an error are recorded."""
-    works = {lang: start_work(out, lang, plans[lang][1]) for lang in todo}
-    calls = {(lang, part): (scan_shard, (shard, rules, rules.min_chars_for(lang), part))
-             for lang in todo for shard, part in unread_shards(works[lang], plans[lang][0])}
-    unread = {lang: sum(key[0] == lang for key in calls) for lang in todo}
+def _prepare_shards(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int, progress: bool,
+                    record) -> None:
+    """The unread shards of the languages, read in their order (nj > 1: by nj worker processes); a
+    language is finished as soon as its last shard is read, so that languages finished before an error
+    are recorded."""
+    tasks = [task for lang in todo for task in shard_tasks(out, lang, plans[lang][0])]
+    to_read = unread(tasks, rules, "mc4")
+    left = {lang: sum(task.lang == lang for task in to_read) for lang in todo}
 
     def finish(lang: str) -> None:
-        record(lang, finish_language(out, lang, plans[lang][0], rules, works[lang]))
+        record(lang, finish_language(out, lang, plans[lang][0], rules))
 
     for lang in todo:
-        if not unread[lang]:
+        if not left[lang]:
             finish(lang)
-    with ProcessPoolExecutor(max_workers=nj) as pool, _bar(len(calls), "mc4 shards", progress, "shard") as bar:
-        for (lang, _), _ in _in_parallel(pool, calls, bar):
-            unread[lang] -= 1
-            if not unread[lang]:
-                finish(lang)
+    for task in read_shards(to_read, rules, nj, progress):
+        left[task.lang] -= 1
+        if not left[task.lang]:
+            finish(task.lang)
+
+
+def read_part(out: Path, part: Part, langs: list[str], todo: list[str], plans: dict, rules: CleaningRules,
+              nj: int = 1, progress: bool = False) -> PartDone:
+    """Read the part's share of the shards of every language (in the language order, train first):
+    the i-th shard is part J's when i % N == J - 1. The share is taken before the languages already
+    made are left out, so that it does not depend on what is done. Nothing else is written."""
+    share = part.take([task for lang in langs for task in shard_tasks(out, lang, plans[lang][0])])
+    mine = [task for task in share if task.lang in todo]
+    if share and not mine:
+        return PartDone(part, [], out / WORK, up_to_date=True)
+    for _ in read_shards(unread(mine, rules, f"mc4 part {part}"), rules, nj, progress):
+        pass
+    return PartDone(part, [task.name for task in mine], out / WORK)
 
 
 def _prepare_languages_in_parallel(out: Path, todo: list[str], plans: dict, rules: CleaningRules, nj: int,
