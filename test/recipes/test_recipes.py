@@ -191,6 +191,24 @@ def test_stage_2_prepares_the_languages_as_a_job_array_then_merges(fixture_tree,
     assert not (tmp_path / "data.parts").exists()
 
 
+def test_mc4_stage_2_reads_the_shards_as_a_job_array_then_writes(fixture_tree, tmp_path):
+    env = corpus_env(fixture_tree, tmp_path, "mc4")
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    args = ["--langs", "de ru ar", "--nj", "2", "--data", str(data), "--exp", str(exp)]
+    ok(run("mc4/text1", *args, "--stop-stage", "2", env=env))
+    first, second = ((exp / "log" / f"text.{j}.log").read_text() for j in (1, 2))
+    assert "part 1/2: shard(s) de/train-00000 ru/train-00000 ar/train-00000 stamped" in first
+    assert "part 2/2: shard(s) de/dev-00000 ru/dev-00000 ar/dev-00000 stamped" in second
+    log = (exp / "log" / "text.log").read_text()
+    assert "mc4: 6 shard(s) read earlier, 0 to read" in log and "3 of 3 languages made" in log
+    assert sorted(p.name for p in (data / "text").iterdir()) == ["dev", "stats.json", "train"]   # no .work left
+    # A cap has no shards to spread: one call, no job array.
+    (exp / "log" / "text.1.log").unlink()
+    ok(run("mc4/text1", *args, "--stage", "2", "--stop-stage", "2", "--max-sentences-per-lang", "2", env=env))
+    assert "3 of 3 languages made" in (exp / "log" / "text.log").read_text()
+    assert not (exp / "log" / "text.1.log").exists()
+
+
 @pytest.mark.parametrize("recipe", ["fleurs/lid1", "minds14/ic1", "covost2/st1", "voxpopuli/asr1", "voxpopuli/pt1",
                                     "mc4/text1"])
 def test_help_lists_the_stages_and_options(recipe, tmp_path):

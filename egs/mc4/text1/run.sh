@@ -10,7 +10,8 @@
 # Stages:
 #   1  download      the first --shards train and --validation-shards validation shards per language
 #   2  text shards   NFKC, sentence splitting, length filter, de-duplication: data/text/{train,dev}/<lang>.txt
-#                    and data/text/stats.json
+#                    and data/text/stats.json. A job array of --nj jobs ($train_cmd: run.pl here, slurm.pl on
+#                    a cluster) reads the shards, each job every nj-th one; then one job de-duplicates and writes
 #   3  vocabulary    data/chars.txt
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -29,7 +30,7 @@ max_chars=512           # the paper's text sequences: 512 characters
 vocab_size=4096         # paper: 4096 characters
 vocab_temperature=3.0   # paper: T = 3
 checksums=              # sha256sum-format file to verify the download against
-nj=4                    # shards read in parallel
+nj=4                    # jobs reading the shards (with --max-sentences-per-lang: languages at once)
 data=data
 exp=exp
 help_message="Usage: $0 [--langs \"de ru\"] [--shards N] [options]
@@ -50,9 +51,18 @@ if stage_begin 1 "download"; then
 fi
 
 if stage_begin 2 "text shards"; then
-    stage_cmd "$train_cmd" "$exp/log/text.log" python -m mslam.bin.prepare_mc4 prepare --root "$MC4" --out "$data/text" \
-        "${lang_opts[@]}" --nj "$nj" --min-chars "$min_chars" --max-chars "$max_chars" --no-progress \
-        ${max_sentences_per_lang:+--max-sentences-per-lang "$max_sentences_per_lang"}
+    prepare=(python -m mslam.bin.prepare_mc4 prepare --root "$MC4" --out "$data/text" "${lang_opts[@]}"
+             --min-chars "$min_chars" --max-chars "$max_chars" --no-progress)
+    if [ -n "$max_sentences_per_lang" ]; then
+        # A cap reads each language in one pass that stops at it: no shards to spread over jobs.
+        stage_cmd "$train_cmd" "$exp/log/text.log" "${prepare[@]}" --nj "$nj" \
+            --max-sentences-per-lang "$max_sentences_per_lang"
+    else
+        # Job j reads every nj-th shard into $data/text/.work (logs: text.<j>.log); the call after it reads
+        # none again, finds the repeats of each language and writes the text shards.
+        stage_cmd "$train_cmd JOB=1:$nj" "$exp/log/text.JOB.log" "${prepare[@]}" --part "JOB/$nj"
+        stage_cmd "$train_cmd" "$exp/log/text.log" "${prepare[@]}" --nj "$nj"
+    fi
     stage_end 2
 fi
 
