@@ -15,6 +15,9 @@
 names every utterance whose file is empty, cut short or holds NaN/inf samples; --quick reads only the
 headers (empty and cut-short WAV files are still found).
 
+validate and scripts read a dir as a stream, a line of each table at a time, so memory does not grow with its
+utterances (scripts --action drop then rewrites the dir through the whole-dir path).
+
 `scripts` checks each transcript (`text`) against the scripts of its language (`utt2lang`; see
 mslam/data/scripts.py): characters of another script (a Cyrillic look-alike in German, Chinese in a
 Latin-script transcript) and empty transcripts are reported; `--action drop` rewrites the dir without
@@ -26,8 +29,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mslam.data.kaldi import (DataDir, DataDirError, add_durations, combine_data_dirs, filter_utterances,
-                              fix_data_dir, subset_data_dir)
+from mslam.data.corpora.common import iter_data_dir, table_names
+from mslam.data.kaldi import DataDirError, add_durations, combine_data_dirs, filter_utterances, fix_data_dir, \
+    subset_data_dir
 from mslam.data.scripts import ScriptCheck
 
 
@@ -63,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             for path in args.dirs:
-                d = DataDir(path).validate()
-                print(f"{path}: valid, {len(d)} utterances, tables: {' '.join(d.tables)}")
+                validate(path)
                 if args.add_durations and add_durations(path, quick=args.quick, nj=args.nj):
                     print(f"{path}: wrote utt2dur from the {'audio headers' if args.quick else 'decoded audio'}")
         elif args.command == "scripts":
@@ -88,25 +91,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def validate(path: Path) -> None:
+    """Check a dir as DataDir(path).validate() does, reading it as a stream (memory does not grow with
+    its utterances), and print its utterance count and tables."""
+    count = sum(1 for _ in iter_data_dir(path))
+    print(f"{path}: valid, {count} utterances, tables: {' '.join(table_names(path))}")
+
+
 def check_scripts(path: Path, action: str) -> int:
     """Report (and with `drop`, remove) the utterances whose transcript is empty or holds characters
-    outside its language's scripts. Returns how many are left that `fail` should fail on."""
-    d = DataDir(path).validate()
-    if "text" not in d.tables:
+    outside its language's scripts. Returns how many are left that `fail` should fail on.
+
+    The dir is read as a stream (text and utt2lang a line at a time); only `drop` holds the ids it drops,
+    and then rewrites the dir through filter_utterances, which loads it whole (a dir that needs dropping
+    is rewritten once; its check, the common case, stays in bounded memory)."""
+    has_text = "text" in table_names(path)
+    check, bad, count = ScriptCheck(), [], 0
+    for utt, row in iter_data_dir(path):   # (also without text: the dir is still validated)
+        count += 1
+        lang = row["utt2lang"][1] if "utt2lang" in row else "und"
+        if has_text and not check.check(f"{path / 'text'}: utterance '{utt}'", lang, row["text"][1]) \
+                and action == "drop":
+            bad.append(utt)
+    if not has_text:
         print(f"{path}: no transcripts (text): nothing to check")
         return 0
-    check = ScriptCheck()
-    langs = d.tables.get("utt2lang", {})
-    bad = {utt for utt, text in d.tables["text"].items()
-           if not check.check(f"{d.path / 'text'}: utterance '{utt}'", langs.get(utt, "und"), text)}
     for line in check.report():
         print(f"{path}: {line}", file=sys.stderr)
     verdict = {"report": "kept", "drop": "dropped", "fail": "refused"}[action]
-    print(f"{path}: {len(bad)} of {len(d)} utterances have an empty transcript ({len(check.empty)}) or characters "
-          f"outside their language's scripts ({len(bad) - len(check.empty)}): {verdict}")
+    found = check.problems
+    print(f"{path}: {found} of {count} utterances have an empty transcript ({len(check.empty)}) or characters "
+          f"outside their language's scripts ({found - len(check.empty)}): {verdict}")
     if action == "drop" and bad:
-        filter_utterances(path, path, lambda utt: utt.id not in bad)
-    return len(bad) if action == "fail" else 0
+        dropped = set(bad)
+        filter_utterances(path, path, lambda utt: utt.id not in dropped)
+    return found if action == "fail" else 0
 
 
 if __name__ == "__main__":

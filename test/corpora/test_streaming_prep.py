@@ -211,8 +211,8 @@ def test_a_malformed_table_in_a_streamed_dir_is_named(fixture_tree, tmp_path):
     with pytest.raises(DataDirError, match=r"text:2: id '.*' is out of order after"):
         list(speech_records(d, False))
     (d / "text").write_text("".join(text[1:]), encoding="utf-8")
-    with pytest.raises(DataDirError, match=rf"invalid data dir {d}:\n  {d / 'text'}: utterance '.*' that other "
-                                           r"tables have is missing .*data_dir fix"):
+    with pytest.raises(DataDirError, match=rf"invalid data dir {d}:\n  {d / 'text'}: 1 utterance\(s\) that other "
+                                           rf"tables have are missing, e.g. '{text[0].split()[0]}' .*data_dir fix"):
         list(speech_records(d, False))
     (d / "text").write_text("".join(text), encoding="utf-8")
     spk2utt = (d / "spk2utt").read_text(encoding="utf-8").splitlines(keepends=True)
