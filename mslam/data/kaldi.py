@@ -24,16 +24,19 @@ import os
 import random
 import secrets
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
 # Tables keyed by utterance id, besides wav.scp (keyed by recording id when segments exists).
 UTT_TABLES = ("text", "utt2spk", "utt2lang", "utt2intent", "utt2num_samples", "utt2dur", "feats.scp",
               "utt2num_frames")
 NUMERIC_TABLES = {"utt2num_samples": int, "utt2num_frames": int, "utt2dur": float}
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class DataDirError(ValueError):
@@ -453,23 +456,109 @@ def add_durations(path: str | os.PathLike, *, quick: bool = False, nj: int = 1) 
     Every utterance's audio is decoded (nj at a time), so the duration is what training will read, and
     audio it could not use is found now: empty, cut short (fewer samples than the header promises, a WAV
     data chunk past the end of the file, a broken FLAC/Ogg stream) or holding NaN/inf samples. Each such
-    utterance is named with its file, and no utt2dur is written. `quick` reads only the headers of plain
-    files: empty and cut-short WAV files are still found, broken streams and bad samples are not."""
-    d = DataDir(path)
-    if any(name in d.tables for name in LENGTH_TABLES):
+    utterance is named with its file (the first SHOWN_PROBLEMS, then a count), and no utt2dur is written.
+    `quick` reads only the headers of plain files: empty and cut-short WAV files are still found, broken
+    streams and bad samples are not.
+
+    The dir is read as a stream (checked as validate() checks it) and utt2dur written line by line, so
+    memory does not grow with the utterances."""
+    from mslam.data.corpora.common import iter_data_dir   # (common imports this module)
+    path = Path(path)
+    if any((path / name).is_file() for name in LENGTH_TABLES):
         return 0
-    utts = list(d)
     measure = _header_duration if quick else _decoded_duration
-    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
-        results = list(pool.map(lambda utt: _duration_or_problem(measure, utt), utts))
-    problems = [r for r in results if isinstance(r, str)]
-    if problems:
-        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise DataDirError(f"{d.path}: {len(problems)} of {len(utts)} utterance(s) have unusable audio, so no "
-                           f"utt2dur was written; replace those files, or keep only the other utterances (python -m "
-                           f"mslam.bin.data_dir subset DIR NEW_DIR --utt-list IDS):\n  {shown}")
-    write_table(d.path / "utt2dur", {u.id: f"{seconds:.4f}" for u, seconds in zip(utts, results)})
-    return len(utts)
+    utterances = (Utterance(id=utt, wav=row["wav.scp"][1] if "wav.scp" in row else None)
+                  for utt, row in iter_data_dir(path))
+    problems, count = FirstProblems(SHOWN_PROBLEMS), 0
+    with StreamedTable(path / "utt2dur") as utt2dur:
+        for utt, result in map_in_order(lambda u: _duration_or_problem(measure, u), utterances, nj):
+            count += 1
+            if isinstance(result, str):
+                problems.add(result)
+            elif not problems.count:   # once one is found no utt2dur is written: no need to go on writing
+                utt2dur.write(utt.id, f"{result:.4f}")
+        if problems.count:
+            raise DataDirError(f"{path}: {problems.count} of {count} utterance(s) have unusable audio, so no "
+                               f"utt2dur was written; replace those files, or keep only the other utterances "
+                               f"(python -m mslam.bin.data_dir subset DIR NEW_DIR --utt-list IDS):\n  "
+                               + "\n  ".join(problems.lines()))
+    return count
+
+
+SHOWN_PROBLEMS = 20
+
+
+class FirstProblems:
+    """The first `shown` problems and a count of all: a report that does not grow with the data."""
+
+    def __init__(self, shown: int):
+        self.shown, self.first, self.count = shown, [], 0
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        if len(self.first) < self.shown:
+            self.first.append(problem)
+
+    def lines(self) -> list[str]:
+        return self.first + ([f"... and {self.count - self.shown} more"] if self.count > self.shown else [])
+
+
+def map_in_order(fn: Callable[[T], R], items: Iterable[T], nj: int) -> Iterator[tuple[T, R]]:
+    """(item, fn(item)) in the items' order, fn run on nj threads. At most IN_FLIGHT_PER_THREAD * nj items
+    are taken ahead of the one yielded, so memory does not grow with the items (pool.map takes them all)."""
+    nj = max(1, nj)
+    in_flight: deque = deque()
+    with ThreadPoolExecutor(max_workers=nj) as pool:
+        try:
+            for item in items:
+                in_flight.append((item, pool.submit(fn, item)))
+                if len(in_flight) >= IN_FLIGHT_PER_THREAD * nj:
+                    done, future = in_flight.popleft()
+                    yield done, future.result()
+            while in_flight:
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        finally:   # stopped early (an error, or the caller's): the work not started is not done
+            for _, future in in_flight:
+                future.cancel()
+
+
+IN_FLIGHT_PER_THREAD = 4
+
+
+class StreamedTable:
+    """A table written line by line, rows in sorted order, through a temporary file renamed into place when
+    the `with` block ends without an exception (no table at all otherwise): the bytes write_table writes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.previous: str | None = None
+
+    def __enter__(self) -> "StreamedTable":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = _new_temp_file(self.path)
+        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        return self
+
+    def write(self, key: str, value: object) -> None:
+        if key.split() != [key]:   # empty or holding whitespace (split() knows what isspace() knows)
+            raise DataDirError(f"{self.path}: id {key!r} is empty or contains whitespace")
+        if self.previous is not None and kaldi_sort_key(key) <= kaldi_sort_key(self.previous):
+            raise ValueError(f"{self.path}: rows must come sorted and once each: '{key}' after '{self.previous}'")
+        self.file.write(f"{key} {value}\n")
+        self.previous = key
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            with self.file:
+                if kind is None:
+                    self.file.flush()
+                    os.fsync(self.file.fileno())
+            if kind is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
 
 
 def _duration_or_problem(measure: Callable[[Utterance], float], utt: Utterance) -> float | str:
