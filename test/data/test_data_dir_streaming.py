@@ -156,7 +156,7 @@ def linked_dir(work: Path, n_utts: int) -> Path:
     return d
 
 
-def test_adding_durations_peaks_alike_at_2k_and_12k_utterances_and_stops_on_bad_audio(tmp_path):
+def test_durations_and_scripts_peak_alike_at_2k_and_12k_utterances_and_bad_audio_stops_it(tmp_path):
     """Headers only (--quick) for the peaks, to keep it a few seconds: the stream, the threads' window and
     the writer are those of the decoding path, which then runs on the 2k dir. Before the dirs were
     streamed: 42 and 72 MB (95 MB at 20k); streamed: 40 MB all three."""
@@ -167,6 +167,10 @@ def test_adding_durations_peaks_alike_at_2k_and_12k_utterances_and_stops_on_bad_
         assert proc.returncode == 0 and "wrote utt2dur" in proc.stdout, proc.stderr
         utts = [line.split()[0] for line in lines_of(d / "text")]
         assert (d / "utt2dur").read_text() == "".join(f"{u} 0.0100\n" for u in utts)   # write_table's bytes
+    assert peaks["d12000"] < 1.1 * peaks["d2000"], peaks
+    for d in (small, large):   # the check of transcripts (before: 22 and 35 MB at 2k and 20k)
+        proc, peaks[d.name] = run_data_dir("scripts", str(d))
+        assert proc.returncode == 0 and f"0 of {d.name[1:]} utterances" in proc.stdout, proc.stderr
     assert peaks["d12000"] < 1.1 * peaks["d2000"], peaks
 
     (small / "utt2dur").unlink()
