@@ -162,6 +162,16 @@ class Utterance:
     feats: str | None = None
 
 
+def check_positive(path: Path, lineno: int, utt: str, value: str, kind: type) -> None:
+    """A length table's value (NUMERIC_TABLES) must be a positive number of its kind."""
+    try:
+        ok = kind(value) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise DataDirError(f"{path}:{lineno}: '{utt}' has value '{value}'; expected a positive {kind.__name__}")
+
+
 class DataDir:
     """A Kaldi data dir: the tables that exist, loaded and checked on construction.
 
@@ -193,13 +203,7 @@ class DataDir:
 
     def _check_numeric(self, name: str, kind: type) -> None:
         for lineno, (utt, value) in enumerate(self.tables[name].items(), 1):
-            try:
-                ok = kind(value) > 0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise DataDirError(f"{self.path / name}:{lineno}: '{utt}' has value '{value}'; "
-                                   f"expected a positive {kind.__name__}")
+            check_positive(self.path / name, lineno, utt, value, kind)
 
     def _parse_segments(self) -> dict[str, Segment]:
         segments = {}

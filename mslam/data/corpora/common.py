@@ -29,7 +29,7 @@ from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence, 
 from tqdm import tqdm
 
 from mslam.data.kaldi import (NUMERIC_TABLES, UTT_TABLES, DataDir, DataDirError, Utterance, atomic_write_text,
-                              kaldi_sort_key, read_table, write_data_dir, write_table)
+                              check_positive, kaldi_sort_key, read_table, write_data_dir, write_table)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -776,13 +776,7 @@ def _check_row(path: Path, utt: str, row: dict[str, tuple[int, str]]) -> None:
     for name, kind in NUMERIC_TABLES.items():
         if name in row:
             line, value = row[name]
-            try:
-                ok = kind(value) > 0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise DataDirError(f"{path / name}:{line}: '{utt}' has value '{value}'; "
-                                   f"expected a positive {kind.__name__}")
+            check_positive(path / name, line, utt, value, kind)
 
 
 class _SpeakerCheck:
