@@ -48,6 +48,22 @@ def kaldi_sort_key(key: str) -> bytes:
     return key.encode("utf-8")
 
 
+def parse_table_line(path: Path, lineno: int, raw: bytes, allow_empty_value: bool = False) -> tuple[str, str]:
+    """(key, value) of one '<key> <value>' line of a table, checked: UTF-8, not empty, a value."""
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataDirError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                           "re-encode the file as UTF-8") from None
+    if not line.strip():
+        raise DataDirError(f"{path}:{lineno}: empty line; expected '<id> <value>'")
+    key, _, value = line.strip().partition(" ")
+    value = value.strip()
+    if not value and not allow_empty_value:
+        raise DataDirError(f"{path}:{lineno}: id '{key}' has no value; expected '<id> <value>'")
+    return key, value
+
+
 def read_table(path: str | os.PathLike, *, check_sorted: bool = True,
                allow_empty_value: bool = False) -> dict[str, str]:
     """Read '<key> <value>' lines into an insertion-ordered dict.
@@ -63,18 +79,7 @@ def read_table(path: str | os.PathLike, *, check_sorted: bool = True,
     previous = None
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataDirError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1});"
-                    " re-encode the file as UTF-8") from None
-            if not line.strip():
-                raise DataDirError(f"{path}:{lineno}: empty line; expected '<id> <value>'")
-            key, _, value = line.strip().partition(" ")
-            value = value.strip()
-            if not value and not allow_empty_value:
-                raise DataDirError(f"{path}:{lineno}: id '{key}' has no value; expected '<id> <value>'")
+            key, value = parse_table_line(path, lineno, raw, allow_empty_value)
             if key in table:
                 raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {first_line[key]})")
             if check_sorted and previous is not None and kaldi_sort_key(key) < kaldi_sort_key(previous):

@@ -29,7 +29,7 @@ from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence, 
 from tqdm import tqdm
 
 from mslam.data.kaldi import (NUMERIC_TABLES, UTT_TABLES, DataDir, DataDirError, Utterance, atomic_write_text,
-                              check_positive, kaldi_sort_key, read_table, write_data_dir, write_table)
+                              check_positive, kaldi_sort_key, parse_table_line, read_table, write_data_dir, write_table)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -600,17 +600,7 @@ def iter_table(path: Path, allow_empty_value: bool = False, check_sorted: bool =
     previous, previous_line = None, 0
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataDirError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                   f"{e.start + 1}); re-encode the file as UTF-8") from None
-            if not line.strip():
-                raise DataDirError(f"{path}:{lineno}: empty line; expected '<id> <value>'")
-            key, _, value = line.strip().partition(" ")
-            value = value.strip()
-            if not value and not allow_empty_value:
-                raise DataDirError(f"{path}:{lineno}: id '{key}' has no value; expected '<id> <value>'")
+            key, value = parse_table_line(path, lineno, raw, allow_empty_value)
             if key == previous:
                 raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {previous_line})")
             if check_sorted and previous is not None and kaldi_sort_key(key) < kaldi_sort_key(previous):
