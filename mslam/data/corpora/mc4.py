@@ -603,6 +603,17 @@ def read_shards(tasks: list[ShardTask], rules: CleaningRules, nj: int = 1, progr
             yield task
 
 
+def _split_targets(out: Path, lang: str, inputs: dict[str, list[Path]]) -> Iterator[tuple[str, Path]]:
+    """(split, <out>/<split>/<lang>.txt) of each split that has shards, train first (dev is de-duplicated
+    against it); the file of a split without shards, left by a run with other inputs, is removed."""
+    for split in SPLITS:
+        target = out / split / f"{lang}.txt"
+        if inputs[split]:
+            yield split, target
+        else:
+            target.unlink(missing_ok=True)
+
+
 def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: CleaningRules) -> dict:
     """Once every shard is read: the duplicates, <out>/<split>/<lang>.txt of each split that has shards
     (train first: dev is de-duplicated against it), the work folder removed. Returns the statistics."""
@@ -610,11 +621,7 @@ def finish_language(out: Path, lang: str, inputs: dict[str, list[Path]], rules: 
     parts = _parts(work, inputs)
     find_duplicates(parts["train"] + parts["dev"], work)
     stats = {}
-    for split in SPLITS:
-        target = out / split / f"{lang}.txt"
-        if not inputs[split]:
-            target.unlink(missing_ok=True)   # left by a run with other inputs
-            continue
+    for split, target in _split_targets(out, lang, inputs):
         stats[split] = write_split(parts[split], target, rules.min_chars_for(lang))
         stats[split]["bytes"] = target.stat().st_size
     _remove_if_no_text(out, lang, stats)
@@ -660,11 +667,7 @@ def _prepare_capped(out: Path, lang: str, inputs: dict[str, list[Path]], rules: 
     (at most the cap), train first so that dev is de-duplicated against it."""
     seen: set[int] = set()
     stats = {}
-    for split in SPLITS:
-        target = out / split / f"{lang}.txt"
-        if not inputs[split]:
-            target.unlink(missing_ok=True)   # left by a run with other inputs
-            continue
+    for split, target in _split_targets(out, lang, inputs):
         size = sum(p.stat().st_size for p in inputs[split])
         with _bar(size, f"mc4 {lang} {split}", progress) as bar, atomic_file(target) as f:
             stats[split] = clean_split(inputs[split], f, rules, seen, bar, rules.min_chars_for(lang))
