@@ -93,7 +93,9 @@ def test_langid_learns_on_held_out_voices(learn_corpus, tmp_path):
     assert len({c for row in s["confusion"] for c, n in enumerate(row) if n}) == len(SETS["langid"]["langs"])
 
 
-PRETRAIN_STEPS = {"w2v-bert": 300, "mslam-ctc": 300}
+# w2v-bert: at 300 steps masked prediction was 0.235 against 0.216 for the commonest target on a freshly
+# generated corpus (under the 0.03 margin); at 450, 0.317 against 0.275
+PRETRAIN_STEPS = {"w2v-bert": 450, "mslam-ctc": 300}
 
 
 @pytest.fixture(scope="module")
